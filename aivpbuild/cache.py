@@ -1,0 +1,123 @@
+"""The content-addressed cache in ``.aivp/cache``.
+
+``objects/ab/cdef…`` holds every output ever made, stored once under its sha256.
+``actions/<key>.json`` maps a target key to its takes (output digest + metadata such as
+request id, seed and cost) and the key material, so reverting an edit, switching profile or
+checking out an old branch restores outputs for free, and "why stale" can diff materials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aivpbuild.fsutil import atomic_path, atomic_write_text, sha256_file
+
+
+@dataclass
+class Take:
+    """One generation of a target."""
+
+    digest: str
+    size: int
+    created_at: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "size": self.size, "created_at": self.created_at,
+                "metadata": self.metadata}
+
+
+@dataclass
+class Action:
+    """What a key produced: its takes and which one is current."""
+
+    key: str
+    material: dict[str, Any]
+    takes: list[Take]
+    current: int = 0
+
+    @property
+    def take(self) -> Take:
+        return self.takes[self.current]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "material": self.material, "current": self.current,
+                "takes": [t.to_json() for t in self.takes]}
+
+
+class Cache:
+    """Content-addressed objects plus key → action records."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.actions = root / "actions"
+
+    def object_path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest[2:]
+
+    def has_object(self, digest: str) -> bool:
+        return self.object_path(digest).is_file()
+
+    def put_file(self, path: Path, digest: str | None = None, *, move: bool = False) -> str:
+        """Store a file's bytes under their digest (moved when ``move``); returns the digest."""
+        digest = digest or sha256_file(path)
+        dest = self.object_path(digest)
+        if dest.is_file():
+            if move:
+                path.unlink()
+            return digest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(path, dest)
+        else:
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(path, tmp)
+        os.chmod(dest, 0o444)
+        return digest
+
+    def restore(self, digest: str, dest: Path) -> None:
+        """Copy an object to ``dest`` atomically (a copy, so edits never reach the cache)."""
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(self.object_path(digest), tmp)
+            os.chmod(tmp, 0o644)
+
+    # ------------------------------------------------------------------ actions
+    def action(self, key: str) -> Action | None:
+        path = self.actions / key[:2] / f"{key}.json"
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        takes = [Take(t["digest"], t["size"], t["created_at"], t.get("metadata", {}))
+                 for t in data.get("takes", [])]
+        if not takes:
+            return None
+        current = min(int(data.get("current", len(takes) - 1)), len(takes) - 1)
+        return Action(key=key, material=data.get("material", {}), takes=takes, current=current)
+
+    def restorable(self, key: str) -> Action | None:
+        """The action for ``key`` if its current take's object is present."""
+        action = self.action(key)
+        if action and self.has_object(action.take.digest):
+            return action
+        return None
+
+    def record(self, key: str, material: Mapping[str, Any], take: Take) -> Action:
+        """Add a take to a key's action record and make it current."""
+        action = self.action(key) or Action(key=key, material=dict(material), takes=[])
+        action.material = dict(material)
+        action.takes.append(take)
+        action.current = len(action.takes) - 1
+        self.save(action)
+        return action
+
+    def save(self, action: Action) -> None:
+        path = self.actions / action.key[:2] / f"{action.key}.json"
+        atomic_write_text(path, json.dumps(action.to_json(), indent=1, sort_keys=True))

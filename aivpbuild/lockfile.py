@@ -1,0 +1,83 @@
+"""``aivp.lock``: per target, its key, output digest and how it was made (committed to git).
+
+The file is YAML, sorted and one field per line so diffs are readable, and it is rewritten
+atomically (temp file, fsync, rename) so a crash leaves the old or the new version, never a
+mix. Only JSON-style scalars are written, so any YAML reader (and `git diff`) handles it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aivpbuild.errors import ManifestError
+from aivpbuild.fsutil import atomic_write_text
+
+LOCK_NAME = "aivp.lock"
+_HEADER = "# aivp.lock: written by aivpbuild after every finished target. Commit it; do not edit.\n"
+
+
+class LockFile:
+    """The lock's entries, keyed by target id (``clip:shot-01``)."""
+
+    def __init__(self, path: Path, entries: dict[str, dict[str, Any]] | None = None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = entries or {}
+        self._written = self.render() if entries is not None else None
+
+    @classmethod
+    def load(cls, path: Path) -> LockFile:
+        try:
+            text = path.read_text("utf-8")
+        except FileNotFoundError:
+            return cls(path, {})
+        import yaml
+
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        except yaml.YAMLError as exc:
+            raise ManifestError(
+                f"{path}: cannot parse the lock file ({exc})",
+                hint="restore it from git (`git checkout aivp.lock`) or delete it to rebuild from the cache",
+            ) from None
+        targets = (data or {}).get("targets") or {}
+        if not isinstance(targets, dict):
+            raise ManifestError(f"{path}: `targets` must be a mapping", hint="restore it from git")
+        lock = cls(path, {str(k): dict(v or {}) for k, v in targets.items()})
+        lock._written = text
+        return lock
+
+    def get(self, target: str) -> dict[str, Any] | None:
+        return self.entries.get(target)
+
+    def set(self, target: str, entry: dict[str, Any]) -> None:
+        self.entries[target] = entry
+
+    def drop(self, target: str) -> None:
+        self.entries.pop(target, None)
+
+    def render(self) -> str:
+        lines = [_HEADER, "version: 1\n", "targets:\n" if self.entries else "targets: {}\n"]
+        for target in sorted(self.entries):
+            lines.append(f"  {json.dumps(target)}:\n")
+            for name, value in sorted(self.entries[target].items()):
+                lines.append(f"    {name}: {_scalar(value)}\n")
+        return "".join(lines)
+
+    def save(self) -> bool:
+        """Write the lock if its content changed; returns whether it wrote."""
+        text = self.render()
+        if text == self._written:
+            return False
+        atomic_write_text(self.path, text)
+        self._written = text
+        return True
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)

@@ -17,8 +17,9 @@ Adapters never read the cache or compute keys, and the executor never knows a wi
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -163,6 +164,18 @@ class Provider(ABC):
     @abstractmethod
     async def fetch(self, result: JobResult, dest: Path) -> None:
         """Write the output video to ``dest`` (a temp path the executor verifies and moves)."""
+
+    async def wait(
+        self, handle: JobHandle, on_status: Callable[[JobStatus], None] | None = None
+    ) -> Completed | Failed:
+        """Poll every ``poll_interval`` seconds until the job completes or fails."""
+        while True:
+            status = await self.poll(handle)
+            if on_status is not None:
+                on_status(status)
+            if isinstance(status, Completed | Failed):
+                return status
+            await asyncio.sleep(self.poll_interval)
 
     async def cancel(self, handle: JobHandle) -> None:
         """Ask the provider to stop a job (best effort)."""

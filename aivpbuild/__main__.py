@@ -1,0 +1,3 @@
+from aivpbuild.cli import main
+
+main()

@@ -1,0 +1,205 @@
+"""The library API: :class:`Project` loads a manifest and answers status/build/graph/clean.
+
+The CLI is a thin layer over this; tests call it in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from aivpbuild.errors import ConfigError, ManifestError
+from aivpbuild.manifest import Manifest, find_manifest, parse_manifest
+from aivpbuild.plan import ClipTarget, Plan, Planner, Target
+
+AIVP_DIR = ".aivp"
+
+
+def _quiet(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+@dataclass
+class Project:
+    """A loaded project: its root, manifest and the plan under the chosen profile."""
+
+    root: Path
+    manifest_path: Path
+    manifest: Manifest
+    plan: Plan
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, root: Path | str = ".", manifest: Path | str | None = None,
+             profile: str | None = None) -> Project:
+        root = Path(root).resolve()
+        if not root.is_dir():
+            raise ConfigError(f"project directory {root} does not exist", hint="check -C DIR")
+        path = root / manifest if manifest else find_manifest(root)
+        if not path.is_file():
+            raise ManifestError(f"manifest {path} does not exist", hint="check -f FILE")
+        try:
+            text = path.read_text("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                hint="save the manifest as UTF-8") from None
+        display = Path(path.relative_to(root)) if path.is_relative_to(root) else path
+        model = parse_manifest(text, display)
+        plan = Planner(model, root=root, source=display, text=text, profile=profile).plan()
+        return cls(root=root, manifest_path=path, manifest=model, plan=plan)
+
+    @cached_property
+    def graph(self) -> Any:
+        from aivpbuild.graph import build_graph
+
+        return build_graph(self.plan.targets)
+
+    @cached_property
+    def order(self) -> list[str]:
+        from aivpbuild.graph import build_order
+
+        return build_order(self.graph, self.plan.targets)
+
+    def notices(self) -> list[str]:
+        return [n for t in self.plan.targets.values() for n in t.notices]
+
+    def select(self, patterns: Iterable[str]) -> set[str] | None:
+        from aivpbuild.graph import select
+
+        patterns = list(patterns)
+        return select(self.graph, self.plan.targets, patterns) if patterns else None
+
+    # ------------------------------------------------------------------ state
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[tuple[Any, Any, Any]]:
+        from aivpbuild.cache import Cache
+        from aivpbuild.lockfile import LOCK_NAME, LockFile
+        from aivpbuild.state import StateDB
+
+        state = StateDB(self.root / AIVP_DIR / "state.db")
+        try:
+            yield state, Cache(self.root / AIVP_DIR / "cache"), LockFile.load(self.root / LOCK_NAME)
+        finally:
+            state.close()
+
+    def status(self, targets: Iterable[str] = (), *, force: bool = False) -> list[Any]:
+        """Each selected target's state and reasons, in build order (nothing is written but
+        the stat cache)."""
+        from aivpbuild.staleness import Evaluator
+
+        selected = self.select(targets)
+        order = self.order  # graph errors (cycles) surface before anything is opened
+        statuses = []
+        with self._session() as (state, cache, lock):
+            evaluator = Evaluator(self.root, state, cache, lock)
+            digests: dict[str, str | None] = {}
+            for tid in order:
+                target = self.plan.targets[tid]
+                status = evaluator.evaluate(target, digests, forced=force and (selected is None or tid in selected))
+                digests[tid] = None if status.needs_work else status.digest
+                if selected is None or tid in selected:
+                    statuses.append(status)
+        return statuses
+
+    # ------------------------------------------------------------------ build
+    def build(self, targets: Iterable[str] = (), *, jobs: int | None = None,
+              keep_going: bool = False, force: bool = False,
+              report: Callable[..., None] = _quiet, resubmit_uncertain: bool = False) -> Any:
+        """Make every selected target that is not up to date. Returns a BuildResult."""
+        from aivpbuild.buildlock import BuildLock
+        from aivpbuild.executor import BuildContext, BuildOptions, Executor
+        from aivpbuild.outputs import OutputWriter
+
+        selected = self.select(targets)
+        order = [t for t in self.order if selected is None or t in selected]
+        forced = frozenset(order if force and selected is None else (selected or set()) if force else ())
+        with BuildLock(self.root / AIVP_DIR / "build.pid"), self._session() as (state, cache, lock):
+            for notice in self.notices():
+                report("notice", None, message=notice)
+            files = OutputWriter(self.root, self.plan, cache)
+            providers = _ProviderPool(self, jobs)
+
+            def both(kind: str, tid: str | None, **info: Any) -> None:
+                files.event(kind, tid, **info)
+                report(kind, tid, **info)
+
+            ctx = BuildContext(
+                root=self.root, plan=self.plan, state=state, cache=cache, lock=lock,
+                providers=providers.get, report=both, on_target_done=files.target_done,
+                selected=selected,
+            )
+            options = BuildOptions(jobs=jobs, keep_going=keep_going, forced=forced,
+                                   resubmit_uncertain=resubmit_uncertain)
+            files.start(lock)
+            try:
+                result = Executor(ctx, options).run(order)
+            finally:
+                providers.close()
+                files.finish(lock)
+        return result
+
+    # ------------------------------------------------------------------ other commands
+    def graph_text(self, fmt: str = "mermaid") -> str:
+        from aivpbuild.graph import to_dot, to_mermaid
+
+        return (to_dot if fmt == "dot" else to_mermaid)(self.graph, self.order)
+
+    def clean(self, *, cache: bool = False) -> list[str]:
+        """Remove generated outputs under video/ (kept in the cache unless ``cache``)."""
+        from aivpbuild.buildlock import BuildLock
+
+        removed: list[str] = []
+        with BuildLock(self.root / AIVP_DIR / "build.pid"):
+            for target in self.plan.targets.values():
+                path = self.root / target.output
+                if path.is_file():
+                    path.unlink()
+                    removed.append(target.output)
+            for rel in ("video/log", "video/plan.md"):
+                path = self.root / rel
+                if path.is_dir():
+                    shutil.rmtree(path)
+                    removed.append(rel + "/")
+                elif path.is_file():
+                    path.unlink()
+                    removed.append(rel)
+            if cache and (self.root / AIVP_DIR / "cache").is_dir():
+                shutil.rmtree(self.root / AIVP_DIR / "cache")
+                removed.append(f"{AIVP_DIR}/cache/")
+        return removed
+
+    def clip_targets(self) -> list[ClipTarget]:
+        return self.plan.clips()
+
+    def target(self, tid: str) -> Target:
+        return self.plan.targets[tid]
+
+
+class _ProviderPool:
+    """Creates each provider adapter on first use and closes them all at the end."""
+
+    def __init__(self, project: Project, jobs: int | None) -> None:
+        self.project = project
+        self.jobs = jobs
+        self._providers: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        if name not in self._providers:
+            import os
+
+            from aivpbuild.providers.registry import create_provider
+
+            workers = self.jobs or os.cpu_count() or 2
+            self._providers[name] = create_provider(name, root=self.project.root, jobs=workers)
+        return self._providers[name]
+
+    def close(self) -> None:
+        import asyncio
+
+        for provider in self._providers.values():
+            asyncio.run(provider.aclose())

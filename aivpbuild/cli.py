@@ -1,0 +1,242 @@
+"""The ``aivpbuild`` command line: thin click commands over :class:`aivpbuild.api.Project`.
+
+Heavy modules (pydantic, networkx, av, httpx) are imported inside the commands, so
+``aivpbuild --help`` starts instantly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from aivpbuild import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class DefaultBuildGroup(click.Group):
+    """``aivpbuild [TARGETS] [OPTIONS]`` means ``aivpbuild build ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+def project_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """-C, -f, --profile, --json and -v, accepted by every project command."""
+
+    @click.option("-C", "directory", default=".", metavar="DIR", help="Project directory.")
+    @click.option("-f", "manifest", default=None, metavar="FILE", help="Manifest (default project.aivp.yaml).")
+    @click.option("--profile", default=None, metavar="NAME", help="Profile to overlay on defaults.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        click.get_current_context().meta["verbose"] = kwargs["verbose"]
+        return func(**kwargs)
+
+    return wrapper
+
+
+def load(directory: str, manifest: str | None, profile: str | None) -> Any:
+    from aivpbuild.api import Project
+
+    return Project.load(directory, manifest, profile)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@click.group(cls=DefaultBuildGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="aivpbuild")
+def cli() -> None:
+    """make for AI video: build only the clips that are missing or stale, pay once.
+
+    With no command, `aivpbuild [TARGETS]` builds (see `aivpbuild build --help`).
+    """
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would be made, and why; make nothing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Targets worked at once.")
+@click.option("-k", "--keep-going", is_flag=True, help="Continue independent targets after a failure.")
+@click.option("-B", "--force", is_flag=True, help="Regenerate the selected targets even if up to date.")
+@click.option("--resubmit-uncertain", is_flag=True,
+              help="Resubmit jobs a crashed run may or may not have submitted (may pay twice).")
+@project_options
+def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going: bool,
+          force: bool, resubmit_uncertain: bool, directory: str, manifest: str | None,
+          profile: str | None, as_json: bool, verbose: bool) -> None:
+    """Build TARGETS (ids, globs, `id+` for downstream); all when none are given."""
+    project = load(directory, manifest, profile)
+    if dry_run:
+        show_status(project, project.status(targets, force=force), as_json, dry_run=True)
+        return
+    reporter = make_reporter(as_json, verbose, total=len(project.order))
+    try:
+        result = project.build(targets, jobs=jobs, keep_going=keep_going, force=force,
+                               report=reporter, resubmit_uncertain=resubmit_uncertain)
+    finally:
+        if hasattr(reporter, "close"):
+            reporter.close()
+    summarize(result, as_json)
+
+
+def make_reporter(as_json: bool, verbose: bool, total: int) -> Any:
+    from aivpbuild.reporting import JsonReporter, PlainReporter, RichReporter
+
+    if as_json:
+        return JsonReporter()
+    if sys.stdout.isatty():
+        return RichReporter(total)
+    return PlainReporter(verbose=verbose)
+
+
+def summarize(result: Any, as_json: bool) -> None:
+    from aivpbuild.errors import BuildFailed, Interrupted
+
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes.values():
+        counts[outcome.action] = counts.get(outcome.action, 0) + 1
+    if as_json:
+        click.echo(json.dumps({"event": "summary", "counts": counts,
+                               "failed": result.failed, "skipped": result.skipped}))
+    else:
+        parts = [f"{n} {action}" for action, n in sorted(counts.items()) if action != "not selected"]
+        click.echo("build finished: " + (", ".join(parts) or "nothing to do"))
+    if result.interrupted:
+        raise Interrupted("interrupted; run `aivpbuild` again to resume (journaled jobs are picked up)")
+    if result.failed:
+        skipped = f"; skipped because of them: {', '.join(result.skipped)}" if result.skipped else ""
+        raise BuildFailed(f"{len(result.failed)} target(s) failed: {', '.join(result.failed)}{skipped}")
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("-B", "--force", is_flag=True, help="Show the selected targets as forced.")
+@project_options
+def status(targets: tuple[str, ...], force: bool, directory: str, manifest: str | None,
+           profile: str | None, as_json: bool, verbose: bool) -> None:
+    """What is stale, why, and what it would cost."""
+    project = load(directory, manifest, profile)
+    show_status(project, project.status(targets, force=force), as_json)
+
+
+def show_status(project: Any, statuses: list[Any], as_json: bool, dry_run: bool = False) -> None:
+    work = [s for s in statuses if s.needs_work]
+    total = sum(s.estimate_usd or 0.0 for s in work)
+    if as_json:
+        emit_json({"targets": [s.to_json() for s in statuses], "notices": project.notices(),
+                   "stale": len(work), "estimate_usd": round(total, 4)})
+        return
+    for notice in project.notices():
+        click.echo(f"note: {notice}", err=True)
+    width = max((len(s.target) for s in statuses), default=10)
+    for s in statuses:
+        cost = f"  ${s.estimate_usd:.2f}" if s.needs_work and s.estimate_usd else ""
+        restore = "  $0.00 (cache)" if s.state == "restorable" else ""
+        click.echo(f"{s.target:<{width}}  {s.label}{cost}{restore}")
+    restorable = sum(s.state == "restorable" for s in statuses)
+    verb = "would make" if dry_run else "to make"
+    click.echo(f"{len(work)} {verb}, {restorable} to restore, "
+               f"{len(statuses) - len(work) - restorable} up to date; estimated cost ${total:.2f}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid")
+@project_options
+def graph(fmt: str, directory: str, manifest: str | None, profile: str | None,
+          as_json: bool, verbose: bool) -> None:
+    """Print the target graph (mermaid or Graphviz dot)."""
+    click.echo(load(directory, manifest, profile).graph_text(fmt), nl=False)
+
+
+@cli.command()
+@click.option("--cache", "with_cache", is_flag=True, help="Also delete the local cache (paid outputs!).")
+@project_options
+def clean(with_cache: bool, directory: str, manifest: str | None, profile: str | None,
+          as_json: bool, verbose: bool) -> None:
+    """Remove generated outputs under video/ (they stay restorable from the cache)."""
+    removed = load(directory, manifest, profile).clean(cache=with_cache)
+    if as_json:
+        emit_json({"removed": removed})
+    else:
+        click.echo("\n".join(f"removed {r}" for r in removed) or "nothing to remove")
+
+
+@cli.command()
+@click.argument("directory", default=".")
+@click.option("--name", default=None, help="Project name (default: the directory name).")
+def init(directory: str, name: str | None) -> None:
+    """Create a new project: a starter manifest and the folders it uses."""
+    from aivpbuild.scaffold import init_project
+
+    path = init_project(directory, name)
+    click.echo(f"created {path}\nnext: edit it, then run `aivpbuild status` and `aivpbuild`")
+
+
+@cli.command()
+@click.option("--write", is_flag=True, help="Write schemas/project.aivp.schema.json (in a checkout).")
+def schema(write: bool) -> None:
+    """Print the manifest's JSON Schema (for editor validation and completion)."""
+    from aivpbuild.manifest import schema_text
+
+    text = schema_text()
+    if write:
+        from pathlib import Path
+
+        from aivpbuild.fsutil import atomic_write_text
+
+        target = Path(__file__).resolve().parents[1] / "schemas" / "project.aivp.schema.json"
+        atomic_write_text(target, text)
+        click.echo(f"wrote {target}")
+    else:
+        click.echo(text, nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: maps errors to exit codes, no traceback unless -v."""
+    from aivpbuild.errors import EXIT_INTERRUPTED, EXIT_USAGE
+
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        cli.main(args=args, prog_name="aivpbuild", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        sys.exit(report_error(exc, verbose))
+
+
+def report_error(exc: BaseException, verbose: bool) -> int:
+    from aivpbuild.errors import AivpError
+    from aivpbuild.secrets import redact
+
+    if verbose:
+        import traceback
+
+        click.echo(redact("".join(traceback.format_exception(exc))), err=True)
+    if isinstance(exc, AivpError):
+        click.echo(redact(f"error: {exc}"), err=True)
+        return exc.exit_code
+    click.echo(redact(f"internal error: {type(exc).__name__}: {exc}"), err=True)
+    if not verbose:
+        click.echo("run again with -v for the traceback, and please report it", err=True)
+    return 1

@@ -1,0 +1,402 @@
+"""The executor: an asyncio scheduler that walks the target graph in dependency order.
+
+Each target waits for its dependencies, re-evaluates its key with their actual output
+digests, then is skipped (up to date), restored from the cache (free), or made: a clip
+through its provider (upload → [journal intent] → submit → [journal request id] → wait →
+result → fetch → verify → cache), a derived frame by extraction, the edit by assembly.
+Outputs reach ``video/`` only through the cache and an atomic rename; ``aivp.lock`` is
+rewritten after every finished target, so a crash never loses finished work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aivpbuild.cache import Cache, Take
+from aivpbuild.errors import AivpError, MediaError, ProviderError
+from aivpbuild.fsutil import sha256_bytes
+from aivpbuild.keys import canonical_json
+from aivpbuild.lockfile import LockFile
+from aivpbuild.outputs import utc_now
+from aivpbuild.plan import ClipTarget, EditTarget, FrameTarget, Plan, Target
+from aivpbuild.providers.base import Completed, Failed, JobHandle, JobStatus, Provider, Queued, Running
+from aivpbuild.staleness import MODIFIED, RESTORABLE, UP_TO_DATE, Evaluator, TargetStatus
+from aivpbuild.state import StateDB
+
+Reporter = Callable[..., None]
+
+
+@dataclass
+class BuildOptions:
+    jobs: int | None = None            # global limit on targets worked at once (None: providers' own)
+    keep_going: bool = False
+    forced: frozenset[str] = frozenset()
+    resubmit_uncertain: bool = False
+    cancel_on_interrupt: bool = False
+
+
+@dataclass
+class Outcome:
+    target: str
+    action: str                        # up to date | restored | generated | extracted | assembled | kept | failed | skipped
+    status: TargetStatus | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class BuildResult:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def by_action(self, action: str) -> list[str]:
+        return [o.target for o in self.outcomes.values() if o.action == action]
+
+    @property
+    def failed(self) -> list[str]:
+        return self.by_action("failed")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.by_action("skipped")
+
+
+class TargetFailed(Exception):
+    """A target could not be made; carries the user-facing reason."""
+
+
+@dataclass
+class BuildContext:
+    root: Path
+    plan: Plan
+    state: StateDB
+    cache: Cache
+    lock: LockFile
+    providers: Callable[[str], Provider]
+    report: Reporter
+    on_target_done: Callable[[Target, TargetStatus, Outcome, dict[str, Any]], None]
+    #: Target ids to work on (dependencies included); others count as their lock says.
+    selected: set[str] | None = None
+
+
+class Executor:
+    def __init__(self, ctx: BuildContext, options: BuildOptions) -> None:
+        self.ctx = ctx
+        self.options = options
+        self.evaluator = Evaluator(ctx.root, ctx.state, ctx.cache, ctx.lock)
+        self.digests: dict[str, str | None] = {}
+        self.result = BuildResult()
+        self._events: dict[str, asyncio.Event] = {}
+        self._global: asyncio.Semaphore | None = None
+        self._provider_limits: dict[str, asyncio.Semaphore] = {}
+        self._stopping = False
+        self._failed_fast = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._interrupts = 0
+
+    # ------------------------------------------------------------------ running
+    def run(self, order: list[str]) -> BuildResult:
+        return asyncio.run(self._main(order))
+
+    async def _main(self, order: list[str]) -> BuildResult:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        if self.options.jobs:
+            self._global = asyncio.Semaphore(self.options.jobs)
+        self._events = {tid: asyncio.Event() for tid in order}
+        self._tasks = [asyncio.create_task(self._run_target(tid), name=tid) for tid in order]
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+        self.result.interrupted = self._stopping and self._interrupts > 0
+        return self.result
+
+    def _on_interrupt(self) -> None:
+        self._interrupts += 1
+        if self._interrupts > 1:
+            # Every write is atomic and every journal step committed: leaving now is safe.
+            import os
+
+            self.ctx.report("interrupted", None, again=True)
+            os._exit(130)
+        self._stopping = True
+        self.ctx.report("interrupted", None, again=False)
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+
+    async def _run_target(self, tid: str) -> None:
+        target = self.ctx.plan.targets[tid]
+        start = time.monotonic()
+        try:
+            for dep in target.deps:
+                if dep in self._events:
+                    await self._events[dep].wait()
+            blocked = [d for d in target.deps if self.result.outcomes.get(d) and
+                       self.result.outcomes[d].action in ("failed", "skipped")]
+            if blocked or self._failed_fast:
+                why = f"needs {', '.join(blocked)}" if blocked else "an earlier target failed"
+                self._finish(tid, Outcome(tid, "skipped", error=why))
+                self.ctx.report("skipped", tid, reason=why)
+                return
+            outcome = await self._make(target)
+            outcome.seconds = time.monotonic() - start
+            self._finish(tid, outcome)
+        except asyncio.CancelledError:
+            self._finish(tid, Outcome(tid, "skipped", error="interrupted"))
+        except (TargetFailed, AivpError) as exc:
+            message = str(exc)
+            self._finish(tid, Outcome(tid, "failed", error=message, seconds=time.monotonic() - start))
+            self.ctx.report("failed", tid, error=message)
+            if not self.options.keep_going:
+                self._failed_fast = True
+        finally:
+            self._events[tid].set()
+
+    def _finish(self, tid: str, outcome: Outcome) -> None:
+        self.result.outcomes[tid] = outcome
+        if outcome.action in ("failed", "skipped"):
+            self.digests[tid] = None
+
+    # ------------------------------------------------------------------ one target
+    async def _make(self, target: Target) -> Outcome:
+        status = self.evaluator.evaluate(target, self.digests, forced=target.id in self.options.forced)
+        selected = self.ctx.selected is None or target.id in self.ctx.selected
+        if status.state == UP_TO_DATE or (status.state == MODIFIED and not status.needs_work):
+            self.digests[target.id] = status.digest
+            if status.state == MODIFIED:
+                self.ctx.report("notice", target.id, message=f"{target.output} was modified outside "
+                                "aivpbuild; keeping it (use -B to regenerate)")
+            return Outcome(target.id, "up to date" if status.state == UP_TO_DATE else "kept", status)
+        if not selected:
+            self.digests[target.id] = status.digest
+            return Outcome(target.id, "not selected", status)
+        if self._stopping:
+            raise asyncio.CancelledError
+        async with self._limit(None):
+            if status.state == RESTORABLE and status.digest:
+                self._restore(target, status.digest)
+                take = status.action.take if status.action else None
+                outcome = Outcome(target.id, "restored", status)
+                self._record_done(target, status, outcome, take.metadata if take else {})
+                self.ctx.report("restored", target.id)
+                return outcome
+            self.ctx.report("started", target.id, state=status.label)
+            if isinstance(target, ClipTarget):
+                tmp, meta = await self._generate(target, status)
+                action = "generated"
+            elif isinstance(target, FrameTarget):
+                tmp, meta = await self._extract(target), {}
+                action = "extracted"
+            else:
+                tmp, meta = await self._assemble(target), {}
+                action = "assembled"
+            self._store(target, status, tmp, meta)
+            outcome = Outcome(target.id, action, status, cost_usd=float(meta.get("cost_usd") or 0.0))
+            self._record_done(target, status, outcome, meta)
+            self.ctx.report("done", target.id, action=action)
+            return outcome
+
+    def _limit(self, provider: str | None) -> contextlib.AbstractAsyncContextManager[Any]:
+        if provider is None:
+            return self._global or contextlib.nullcontext()
+        return self._provider_limits[provider]
+
+    def _scratch(self, target: Target, suffix: str) -> Path:
+        scratch = self.ctx.root / ".aivp" / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        return scratch / f"{target.id.replace(':', '_').replace('@', '_')}-{time.monotonic_ns()}{suffix}"
+
+    # ------------------------------------------------------------------ outputs
+    def _restore(self, target: Target, digest: str) -> None:
+        output = self.ctx.root / target.output
+        self._save_modified(target)
+        self.ctx.cache.restore(digest, output)
+        self.ctx.state.remember_digest(self.ctx.root, target.output, digest)
+        self.digests[target.id] = digest
+
+    def _save_modified(self, target: Target) -> None:
+        """Never lose a file the user changed: keep it in the cache before replacing it."""
+        output = self.ctx.root / target.output
+        entry = self.ctx.lock.get(target.id)
+        if not output.is_file() or entry is None:
+            return
+        digest = self.ctx.state.digest(self.ctx.root, target.output)
+        if digest != entry.get("digest"):
+            self.ctx.cache.put_file(output, digest)
+            self.ctx.report("notice", target.id, message=f"{target.output} had local changes; "
+                            f"they are kept in the cache as object {digest[:12]}")
+
+    def _store(self, target: Target, status: TargetStatus, tmp: Path, meta: dict[str, Any]) -> None:
+        assert status.key is not None and status.material is not None
+        size = tmp.stat().st_size
+        from aivpbuild.fsutil import sha256_file
+
+        digest = sha256_file(tmp)
+        self.ctx.cache.put_file(tmp, digest, move=True)
+        take = Take(digest=digest, size=size, created_at=utc_now(), metadata=meta)
+        status.action = self.ctx.cache.record(status.key, status.material, take)
+        self._restore(target, digest)
+
+    def _record_done(self, target: Target, status: TargetStatus, outcome: Outcome,
+                     meta: dict[str, Any]) -> None:
+        digest = self.digests[target.id]
+        output = self.ctx.root / target.output
+        self.ctx.lock.set(target.id, {
+            "key": status.key, "output": target.output, "digest": digest,
+            "size": output.stat().st_size, "provider": meta.get("provider"),
+            "model": meta.get("model"), "request_id": meta.get("request_id"),
+            "seed": meta.get("seed"), "cost_usd": float(meta.get("cost_usd") or 0.0),
+            "built_at": meta.get("built_at") or utc_now(),
+        })
+        self.ctx.lock.save()
+        self.ctx.on_target_done(target, status, outcome, meta)
+
+    # ------------------------------------------------------------------ makers
+    async def _extract(self, target: FrameTarget) -> Path:
+        from aivpbuild.media.frames import extract_frame
+
+        clip = self.ctx.root / self.ctx.plan.targets[target.upstream["clip"]].output
+        tmp = self._scratch(target, ".png")
+        await asyncio.to_thread(extract_frame, clip, target.which, tmp)  # type: ignore[arg-type]
+        return tmp
+
+    async def _assemble(self, target: EditTarget) -> Path:
+        from aivpbuild.media.assemble import assemble
+
+        clips = [self.ctx.root / self.ctx.plan.targets[t].output for t in target.upstream.values()]
+        tmp = self._scratch(target, ".mp4")
+        await asyncio.to_thread(assemble, clips, tmp)
+        return tmp
+
+    async def _generate(self, target: ClipTarget, status: TargetStatus) -> tuple[Path, dict[str, Any]]:
+        request = target.request
+        provider = self.ctx.providers(request.provider)
+        if request.provider not in self._provider_limits:
+            self._provider_limits[request.provider] = asyncio.Semaphore(provider.default_concurrency)
+        assert status.key is not None
+        async with self._limit(request.provider):
+            handle, job_id = await self._submit_or_resume(target, provider, status.key)
+            outcome = await provider.wait(handle, lambda s: self._on_status(target.id, s))
+            if isinstance(outcome, Failed):
+                self._journal(job_id, "failed", outcome.error)
+                self._spend(target, status.key, handle, None, "failed", billed=outcome.billed)
+                kind = f" ({outcome.error_type})" if outcome.error_type else ""
+                raise TargetFailed(f"{request.provider} job {handle.request_id} failed{kind}: {outcome.error}")
+            result = await provider.result(handle)
+            self._journal(job_id, "completed")
+            tmp = self._scratch(target, ".mp4")
+            try:
+                await provider.fetch(result, tmp)
+                await asyncio.to_thread(self._verify, target, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            self._journal(job_id, "fetched")
+            cost = result.cost_usd if result.cost_usd is not None else target.estimate_usd
+            self._spend(target, status.key, handle, cost, "succeeded", billed=provider.paid)
+        meta = {
+            "provider": request.provider, "model": request.endpoint, "mode": request.mode,
+            "request_id": handle.request_id, "seed": result.seed if result.seed is not None else request.seed,
+            "video_url": result.video_url if provider.paid else None,
+            "cost_usd": cost if provider.paid else 0.0, "built_at": utc_now(),
+            **{k: v for k, v in result.metadata.items() if k in ("notes",)},
+        }
+        return tmp, meta
+
+    async def _submit_or_resume(self, target: ClipTarget, provider: Provider, key: str) -> tuple[JobHandle, int | None]:
+        request = target.request
+        if provider.paid:
+            for job in self.ctx.state.open_jobs():
+                if job.key != key:
+                    continue
+                if job.handle:
+                    self.ctx.report("resumed", target.id, request_id=job.request_id)
+                    return JobHandle.from_json(job.handle), job.id
+                if not self.options.resubmit_uncertain:
+                    raise TargetFailed(
+                        f"a {job.provider} job for this clip was being submitted when a previous run "
+                        f"stopped ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job.created_at))}); "
+                        "it may have been accepted and billed. Check the provider's dashboard, then "
+                        "run again with --resubmit-uncertain to submit anew (see `aivpbuild jobs`)."
+                    )
+                self.ctx.state.journal_state(job.id, "abandoned", "resubmitted by the user")
+        if self._stopping:
+            raise asyncio.CancelledError
+        uploaded: dict[Path, str] = {}
+        for path in request.input_files():
+            uploaded[path] = await self._upload(provider, path)
+        payload = provider.build_input(request, uploaded)
+        job_id = None
+        if provider.paid:
+            job_id = self.ctx.state.journal_intent(
+                key=key, target=target.id, provider=request.provider, endpoint=request.endpoint,
+                input_digest=sha256_bytes(canonical_json(payload).encode()),
+                estimate_usd=target.estimate_usd,
+            )
+        try:
+            handle = await provider.submit(request.endpoint, payload)
+        except ProviderError as exc:
+            if job_id is not None and not getattr(exc, "uncertain", False):
+                self.ctx.state.journal_state(job_id, "failed", str(exc))
+            raise
+        if job_id is not None:
+            self.ctx.state.journal_submitted(job_id, handle.request_id, handle.to_json())
+        self.ctx.report("submitted", target.id, request_id=handle.request_id)
+        return handle, job_id
+
+    async def _upload(self, provider: Provider, path: Path) -> str:
+        if not provider.paid:
+            return str(path)
+        rel = path.relative_to(self.ctx.root).as_posix()
+        digest = self.ctx.state.digest(self.ctx.root, rel)
+        url = self.ctx.state.upload_url(provider.name, digest)
+        if url is None:
+            url = await provider.upload(path)
+            self.ctx.state.remember_upload(provider.name, digest, url)
+        return url
+
+    def _verify(self, target: ClipTarget, path: Path) -> None:
+        from aivpbuild.media.probe import verify
+
+        request = target.request
+        try:
+            verify(path, width=request.width, height=request.height, frames=request.frame_count,
+                   fps=request.fps, audio=request.audio if request.provider == "local" else None,
+                   frame_tolerance=0 if request.provider == "local" else 1)
+        except MediaError as exc:
+            raise TargetFailed(f"{request.provider} output for {target.clip_id} is not what was asked: {exc}") from None
+
+    def _on_status(self, tid: str, status: JobStatus) -> None:
+        if isinstance(status, Queued):
+            self.ctx.report("queued", tid, position=status.position)
+        elif isinstance(status, Running):
+            self.ctx.report("running", tid, logs=list(status.logs))
+        elif isinstance(status, Completed):
+            self.ctx.report("completed", tid)
+
+    def _journal(self, job_id: int | None, state: str, error: str | None = None) -> None:
+        if job_id is not None:
+            self.ctx.state.journal_state(job_id, state, error)
+
+    def _spend(self, target: ClipTarget, key: str, handle: JobHandle, cost: float | None,
+               outcome: str, *, billed: bool) -> None:
+        provider = self.ctx.providers(target.request.provider)
+        if not provider.paid:
+            return
+        self.ctx.state.record_spend(
+            target=target.id, key=key, provider=target.request.provider, model=target.request.endpoint,
+            request_id=handle.request_id, estimate_usd=target.estimate_usd,
+            actual_usd=cost if outcome == "succeeded" else None, outcome=outcome, billed=billed,
+        )

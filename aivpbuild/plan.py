@@ -1,0 +1,316 @@
+"""From a validated manifest to build targets: defaults, profile, templates, paths, catalogue.
+
+Every clip becomes a :class:`ClipTarget` holding a fully resolved
+:class:`~aivpbuild.providers.base.GenerationRequest` and the static part of its key material
+(everything but file and upstream digests, which are read at build time). A keyframe taken
+from another clip (``image: {clip: shot-01, frame: last}``) adds a :class:`FrameTarget`, and
+``edit:`` adds the :class:`EditTarget` that assembles the film.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from aivpbuild.errors import AivpError, ManifestError
+from aivpbuild.fsutil import is_within
+from aivpbuild.keys import KEY_SCHEMA
+from aivpbuild.manifest import Clip, ClipSettings, FrameRef, Manifest, locate, output_size
+from aivpbuild.prompts import prompt_identity, render_prompt
+from aivpbuild.providers.base import GenerationRequest
+
+#: What a clip gets when neither the clip, the profile nor ``defaults`` says otherwise.
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "provider": "local", "mode": "auto", "duration": 5.0, "resolution": "720p",
+    "aspect_ratio": "16:9", "fps": "24", "audio": None, "seed": None,
+}
+FRAMES_DIR = "video/frames"
+CLIPS_DIR = "video/clips"
+#: Versions of the frame extractor and the assembler: part of those targets' keys.
+FRAME_VERSION = "1"
+ASSEMBLER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ClipTarget:
+    id: str
+    clip_id: str
+    output: str
+    request: GenerationRequest
+    inputs: dict[str, str]            # role -> project-relative source file
+    upstream: dict[str, str]          # role -> target id whose output is an input
+    material: dict[str, Any]          # static key material (no digests)
+    estimate_usd: float | None = 0.0
+    notices: tuple[str, ...] = ()
+    kind: str = "clip"
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return tuple(self.upstream.values())
+
+
+@dataclass(frozen=True)
+class FrameTarget:
+    id: str
+    clip_id: str
+    which: str
+    output: str
+    upstream: dict[str, str]
+    material: dict[str, Any]
+    kind: str = "frame"
+    estimate_usd: float | None = 0.0
+    notices: tuple[str, ...] = ()
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return tuple(self.upstream.values())
+
+
+@dataclass(frozen=True)
+class EditTarget:
+    id: str
+    output: str
+    upstream: dict[str, str]          # clip id -> clip target id, in edit order
+    material: dict[str, Any]
+    inputs: dict[str, str] = field(default_factory=dict)
+    kind: str = "edit"
+    estimate_usd: float | None = 0.0
+    notices: tuple[str, ...] = ()
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return tuple(self.upstream.values())
+
+
+Target = ClipTarget | FrameTarget | EditTarget
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All targets of a project under one profile, in manifest order (clips, frames, edit)."""
+
+    name: str
+    profile: str | None
+    targets: dict[str, Target]
+    budget: float | None = None
+
+    def clips(self) -> list[ClipTarget]:
+        return [t for t in self.targets.values() if isinstance(t, ClipTarget)]
+
+
+def clip_target_id(clip_id: str) -> str:
+    return f"clip:{clip_id}"
+
+
+def frame_target_id(clip_id: str, which: str) -> str:
+    return f"frame:{clip_id}@{which}"
+
+
+class Planner:
+    """Resolves one manifest under one profile. Errors name the manifest position."""
+
+    def __init__(self, manifest: Manifest, *, root: Path, source: Path, text: str,
+                 profile: str | None) -> None:
+        self.manifest = manifest
+        self.root = root
+        self.source = source
+        self.text = text
+        self.profile = profile
+        self.frames: dict[str, FrameTarget] = {}
+        self._catalog: Any = None
+
+    def error(self, loc: tuple[Any, ...], message: str, hint: str | None = None) -> ManifestError:
+        line, col, _ = locate(self.text, loc)
+        where = f"{self.source}:{line}:{col}" if line else str(self.source)
+        return ManifestError(f"{where}: {'.'.join(map(str, loc))}: {message}", hint=hint)
+
+    def plan(self) -> Plan:
+        settings = self._settings()
+        context = self._context()
+        clips = [self._clip(cid, clip, settings, context) for cid, clip in self.manifest.clips.items()]
+        targets: dict[str, Target] = {}
+        for clip in clips:  # each derived frame right after its source clip: a natural order
+            targets[clip.id] = clip
+            targets.update((f.id, f) for f in self.frames.values() if f.clip_id == clip.clip_id)
+        if self.manifest.edit is not None:
+            edit = self.manifest.edit
+            targets["edit:final"] = EditTarget(
+                id="edit:final", output=edit.output,
+                upstream={t.clip_id: t.id for t in clips},
+                material={"kind": "edit", "schema": KEY_SCHEMA, "assembler": ASSEMBLER_VERSION},
+            )
+        return Plan(name=self.manifest.name, profile=self.profile, targets=targets)
+
+    # ------------------------------------------------------------------ pieces
+    def _settings(self) -> dict[str, Any]:
+        merged = dict(BUILTIN_DEFAULTS)
+        merged.update(_set_fields(self.manifest.defaults))
+        if self.profile is not None:
+            if self.profile not in self.manifest.profiles:
+                known = ", ".join(self.manifest.profiles) or "none defined"
+                raise AivpError(
+                    f"unknown profile {self.profile!r} (profiles in {self.source.name}: {known})",
+                    hint="define it under `profiles:` or pick one of those",
+                )
+            merged.update(_set_fields(self.manifest.profiles[self.profile]))
+        return merged
+
+    def _context(self) -> dict[str, Any]:
+        from aivpbuild.context import build_context
+
+        return build_context(self.manifest.context, self.root, self.source)
+
+    def _clip(self, clip_id: str, clip: Clip, base: dict[str, Any], context: Mapping[str, Any]) -> ClipTarget:
+        values = {**base, **_set_fields(clip, ClipSettings.model_fields)}
+        prompt = render_prompt(clip.prompt, context, clip_id=clip_id) if clip.prompt else ""
+        notices: list[str] = []
+        inputs: dict[str, str] = {}
+        upstream: dict[str, str] = {}
+        paths: dict[str, Path | None] = {"image": None, "end_image": None}
+        for role in ("image", "end_image"):
+            source = getattr(clip, role)
+            if source is None:
+                continue
+            if isinstance(source, FrameRef):
+                frame = self._frame(clip_id, role, source)
+                upstream[role] = frame.id
+                paths[role] = self.root / frame.output
+            elif self._file(clip_id, role, source, required=values["mode"] == "i2v" and role == "image"):
+                inputs[role] = source
+                paths[role] = self.root / source
+            else:
+                notices.append(f"{clip_id}: {role} {source} does not exist yet; "
+                               + ("generating text-to-video" if role == "image" else "ignoring it"))
+        refs: list[Path] = []
+        for i, ref in enumerate(clip.refs):
+            if self._file(clip_id, "refs", ref, required=True, index=i):
+                inputs[f"refs[{i}]"] = ref
+                refs.append(self.root / ref)
+        if paths["image"] is None and paths["end_image"] is not None:
+            notices.append(f"{clip_id}: end_image without image is ignored")
+            paths["end_image"] = None
+            inputs.pop("end_image", None)
+            upstream.pop("end_image", None)
+
+        width, height = output_size(values["resolution"], values["aspect_ratio"])
+        fps = Fraction(values["fps"])
+        resolution = self._resolve(clip_id, clip, values, prompt, width, height, fps, paths)
+        notices.extend(resolution.notices)
+        dialogue = clip.dialogue if isinstance(clip.dialogue, str) or clip.dialogue is None \
+            else "\n".join(clip.dialogue)
+        request = GenerationRequest(
+            target=clip_id, provider=resolution.provider, model=resolution.family,
+            endpoint=resolution.endpoint, mode=resolution.mode, prompt=prompt,
+            duration=values["duration"], resolution=values["resolution"], width=width, height=height,
+            aspect_ratio=values["aspect_ratio"], fps=fps, audio=resolution.audio, seed=values["seed"],
+            camera=values.get("camera"), camera_fixed=values.get("camera_fixed"),
+            negative_prompt=values.get("negative_prompt"),
+            image=paths["image"] if resolution.mode == "i2v" else None,
+            end_image=paths["end_image"] if resolution.mode == "i2v" else None,
+            refs=tuple(refs), dialogue=dialogue, params=dict(values.get("params") or {}),
+            payload=resolution.payload,
+            file_inputs={name: p for name, role in resolution.file_fields.items()
+                         if (p := paths.get(role)) is not None},
+        )
+        if resolution.mode == "t2v":  # keyframes are not inputs of a text-to-video clip
+            for role in ("image", "end_image"):
+                inputs.pop(role, None)
+                upstream.pop(role, None)
+        params = {
+            "duration": request.duration, "width": width, "height": height,
+            "aspect_ratio": request.aspect_ratio, "fps": str(fps), "audio": request.audio,
+            "seed": request.seed, "camera": request.camera, "camera_fixed": request.camera_fixed,
+            "negative_prompt": request.negative_prompt, "extra": request.params,
+        }
+        if resolution.provider == "local" and request.audio:
+            params["dialogue"] = dialogue
+        from aivpbuild.providers.registry import adapter_version
+
+        material = {
+            "kind": "clip", "schema": KEY_SCHEMA, "provider": resolution.provider,
+            "endpoint": resolution.endpoint, "mode": resolution.mode,
+            "prompt": prompt_identity(prompt), "params": params,
+            "adapter": adapter_version(resolution.provider),
+        }
+        return ClipTarget(
+            id=clip_target_id(clip_id), clip_id=clip_id, output=f"{CLIPS_DIR}/{clip_id}.mp4",
+            request=request, inputs=inputs, upstream=upstream, material=material,
+            estimate_usd=resolution.estimate_usd, notices=tuple(notices),
+        )
+
+    def _resolve(self, clip_id: str, clip: Clip, values: dict[str, Any], prompt: str,
+                 width: int, height: int, fps: Fraction, paths: dict[str, Path | None]) -> Any:
+        from aivpbuild import catalog
+
+        if self._catalog is None:
+            self._catalog = catalog.load_catalog(getattr(self.manifest, "models", None) or None)
+        params = catalog.ClipParams(
+            clip_id=clip_id, provider=values["provider"],
+            model=values.get("model") or ("animatic" if values["provider"] == "local" else ""),
+            mode=values["mode"], prompt=prompt, duration=values["duration"],
+            resolution=values["resolution"], aspect_ratio=values["aspect_ratio"],
+            width=width, height=height, fps=fps, audio=values.get("audio"), seed=values.get("seed"),
+            camera_fixed=values.get("camera_fixed"), negative_prompt=values.get("negative_prompt"),
+            has_image=paths["image"] is not None, has_end_image=paths["end_image"] is not None,
+            params=values.get("params") or {},
+        )
+        try:
+            return catalog.resolve(self._catalog, params)
+        except catalog.ParamError as exc:
+            origin = "clips", clip_id, exc.field
+            if exc.field not in clip.model_fields_set:
+                origin = self._origin(exc.field) or origin
+            raise self.error(origin, exc.message, exc.hint) from None
+
+    def _origin(self, name: str) -> tuple[str, ...] | None:
+        """Where a clip's inherited value was set: the profile, else ``defaults``."""
+        if self.profile and name in self.manifest.profiles[self.profile].model_fields_set:
+            return "profiles", self.profile, name
+        if name in self.manifest.defaults.model_fields_set:
+            return "defaults", name
+        return None
+
+    def _file(self, clip_id: str, role: str, rel: str, *, required: bool, index: int | None = None) -> bool:
+        loc: tuple[Any, ...] = ("clips", clip_id, role) + ((index,) if index is not None else ())
+        path = self.root / rel
+        if path.is_symlink() or path.exists():
+            if not is_within(self.root, path):
+                raise self.error(loc, f"{rel} leads outside the project (through a symlink)",
+                                 "copy the file into the project instead of linking to it")
+            if not path.is_file():
+                raise self.error(loc, f"{rel} is not a file")
+            return True
+        if required:
+            why = "mode: i2v needs its keyframe" if role == "image" else "the file is missing"
+            raise self.error(loc, f"{rel} does not exist ({why})",
+                             "create the file, fix the path, or set mode: auto to fall back to T2V")
+        return False
+
+    def _frame(self, clip_id: str, role: str, ref: FrameRef) -> FrameTarget:
+        if ref.clip not in self.manifest.clips:
+            close = difflib.get_close_matches(ref.clip, list(self.manifest.clips), n=1)
+            raise self.error(("clips", clip_id, role, "clip"), f"no clip named {ref.clip!r}",
+                             f"did you mean {close[0]!r}?" if close else "use the id of a clip")
+        target_id = frame_target_id(ref.clip, ref.frame)
+        if target_id not in self.frames:
+            self.frames[target_id] = FrameTarget(
+                id=target_id, clip_id=ref.clip, which=ref.frame,
+                output=f"{FRAMES_DIR}/{ref.clip}-{ref.frame}.png",
+                upstream={"clip": clip_target_id(ref.clip)},
+                material={"kind": "frame", "schema": KEY_SCHEMA, "which": ref.frame,
+                          "extractor": FRAME_VERSION},
+            )
+        return self.frames[target_id]
+
+
+def _set_fields(model: Any, allowed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fields a model instance explicitly sets (and that are not None)."""
+    return {
+        name: getattr(model, name)
+        for name in model.model_fields_set
+        if (allowed is None or name in allowed) and getattr(model, name) is not None
+    }

@@ -140,6 +140,7 @@ class Project:
                 result = Executor(ctx, options).run(order)
             finally:
                 providers.close()
+                lock.save()
                 files.finish(lock)
         return result
 

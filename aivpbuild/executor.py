@@ -260,7 +260,7 @@ class Executor:
             "seed": meta.get("seed"), "cost_usd": float(meta.get("cost_usd") or 0.0),
             "built_at": meta.get("built_at") or utc_now(),
         })
-        self.ctx.lock.save()
+        self.ctx.lock.save(throttle=True)
         self.ctx.on_target_done(target, status, outcome, meta)
 
     # ------------------------------------------------------------------ makers

@@ -8,6 +8,7 @@ mix. Only JSON-style scalars are written, so any YAML reader (and `git diff`) ha
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ class LockFile:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = entries or {}
         self._written = self.render() if entries is not None else None
+        self._pending = False
+        self._last_write_at = 0.0
+        self._last_write_cost = 0.0
 
     @classmethod
     def load(cls, path: Path) -> LockFile:
@@ -65,13 +69,26 @@ class LockFile:
                 lines.append(f"    {name}: {_scalar(value)}\n")
         return "".join(lines)
 
-    def save(self) -> bool:
-        """Write the lock if its content changed; returns whether it wrote."""
+    def save(self, *, throttle: bool = False) -> bool:
+        """Write the lock if its content changed; returns whether it wrote.
+
+        With ``throttle`` a write is skipped while the time since the last one is under ten
+        times what that write took: small locks are written after every target, a lock of
+        thousands of targets at most every few hundred milliseconds (the cache's action
+        records keep every finished target durable in between).
+        """
+        now = time.monotonic()
+        if throttle and now - self._last_write_at < 10 * self._last_write_cost:
+            self._pending = True
+            return False
         text = self.render()
         if text == self._written:
+            self._pending = False
             return False
         atomic_write_text(self.path, text)
-        self._written = text
+        self._written, self._pending = text, False
+        self._last_write_at = time.monotonic()
+        self._last_write_cost = self._last_write_at - now
         return True
 
 

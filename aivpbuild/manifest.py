@@ -13,9 +13,9 @@ import types
 import typing
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import clean_relative_path
@@ -135,6 +135,20 @@ def _check_path(value: str) -> str:
     return value.replace("\\", "/")
 
 
+# What editors should accept: the written forms, before normalisation.
+_NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
+Seconds = Annotated[float | None, WithJsonSchema({**_NUMBER_OR_TEXT, "examples": [5, "5s"]})]
+FrameRate = Annotated[str | None, WithJsonSchema({**_NUMBER_OR_TEXT, "examples": [24, 23.976]})]
+Resolution = Annotated[
+    str | None, WithJsonSchema({**_NUMBER_OR_TEXT, "examples": ["720p", "1080p", "4k", "1280x720"]})
+]
+AspectRatio = Annotated[
+    str | None,
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^\\s*\\d{1,3}\\s*:\\s*\\d{1,3}\\s*$"},
+                              {"type": "null"}], "examples": ["16:9", "9:16", "1:1"]}),
+]
+
+
 class ClipSettings(_Strict):
     """Generation settings shared by ``defaults``, ``profiles`` and each clip."""
 
@@ -145,10 +159,10 @@ class ClipSettings(_Strict):
     mode: Literal["auto", "t2v", "i2v"] | None = Field(
         None, description="auto: I2V when a keyframe exists, else T2V. t2v/i2v pin the mode."
     )
-    duration: float | None = Field(None, description='Seconds: 5, "5" or "5s".')
-    resolution: str | None = Field(None, description='480p, 720p, 1080p, 4k … or "WxH" (even).')
-    aspect_ratio: str | None = Field(None, description='"16:9", "9:16", "1:1", …')
-    fps: str | None = Field(None, description="Frames per second: 24, 25, 30, 23.976 …")
+    duration: Seconds = Field(None, description='Seconds: 5, "5" or "5s".')
+    resolution: Resolution = Field(None, description='480p, 720p, 1080p, 4k … or "WxH" (even).')
+    aspect_ratio: AspectRatio = Field(None, description='"16:9", "9:16", "1:1", …')
+    fps: FrameRate = Field(None, description="Frames per second: 24, 25, 30, 23.976 …")
     audio: bool | None = Field(None, description="Generate an audio track.")
     seed: int | None = Field(None, description="Generation seed (part of the key).")
     camera: str | None = Field(None, description='Camera move in words: "slow push-in, pan left".')

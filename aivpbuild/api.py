@@ -109,12 +109,28 @@ class Project:
     # ------------------------------------------------------------------ build
     def build(self, targets: Iterable[str] = (), *, jobs: int | None = None,
               keep_going: bool = False, force: bool = False,
-              report: Callable[..., None] = _quiet, resubmit_uncertain: bool = False) -> Any:
-        """Make every selected target that is not up to date. Returns a BuildResult."""
+              report: Callable[..., None] = _quiet, resubmit_uncertain: bool = False,
+              max_cost: float | None = None,
+              confirm: Callable[[float, str], bool] | None = None) -> Any:
+        """Make every selected target that is not up to date. Returns a BuildResult.
+
+        The budget guard runs first: over ``max_cost`` (or ``budget.max_usd``) raises
+        BudgetError before anything is submitted; over ``budget.confirm_usd`` asks
+        ``confirm(total, most_expensive)`` when given (the CLI passes one only on a terminal).
+        """
+        from aivpbuild.budget import check_budget, most_expensive
         from aivpbuild.buildlock import BuildLock
+        from aivpbuild.errors import BudgetError
         from aivpbuild.executor import BuildContext, BuildOptions, Executor
         from aivpbuild.outputs import OutputWriter
 
+        targets = list(targets)
+        statuses = self.status(targets, force=force)
+        limit = max_cost if max_cost is not None else self.manifest.budget.max_usd
+        total = check_budget(statuses, limit)
+        if confirm is not None and total > self.manifest.budget.confirm_usd:
+            if not confirm(total, most_expensive(statuses)):
+                raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
         selected = self.select(targets)
         order = [t for t in self.order if selected is None or t in selected]
         forced = frozenset(order if force and selected is None else (selected or set()) if force else ())
@@ -173,6 +189,51 @@ class Project:
                 shutil.rmtree(self.root / AIVP_DIR / "cache")
                 removed.append(f"{AIVP_DIR}/cache/")
         return removed
+
+    def cost(self) -> dict[str, Any]:
+        """Spend per clip and model, the total, and what cache hits saved."""
+        from aivpbuild.spend import spend_report
+
+        with self._session() as (state, _cache, _lock):
+            return spend_report(state.spend_rows())
+
+    def jobs(self) -> list[Any]:
+        """Journaled remote jobs, newest first."""
+        with self._session() as (state, _cache, _lock):
+            return state.jobs()
+
+    def cancel_jobs(self, ids: Iterable[int] = (), *, all_open: bool = False) -> list[str]:
+        """Ask providers to cancel journaled jobs; returns what was done, per job."""
+        import asyncio
+
+        from aivpbuild.providers.base import JobHandle
+        from aivpbuild.providers.registry import create_provider
+
+        wanted = set(ids)
+        done: list[str] = []
+        with self._session() as (state, _cache, _lock):
+            jobs = [j for j in state.open_jobs() if all_open or j.id in wanted]
+            missing = wanted - {j.id for j in jobs}
+            if missing:
+                raise ConfigError(f"no open journaled job with id {', '.join(map(str, sorted(missing)))}",
+                                  hint="`aivpbuild jobs` lists them")
+            for job in jobs:
+                if job.handle is None:
+                    state.journal_state(job.id, "abandoned", "cancelled by the user before a request id was known")
+                    done.append(f"{job.id}: forgotten (it had no request id)")
+                    continue
+                provider = create_provider(job.provider, root=self.root, settings=self._provider_settings(job.provider))
+                try:
+                    asyncio.run(provider.cancel(JobHandle.from_json(job.handle)))
+                finally:
+                    asyncio.run(provider.aclose())
+                state.journal_state(job.id, "cancelled")
+                done.append(f"{job.id}: cancel requested for {job.provider} {job.request_id}")
+        return done
+
+    def _provider_settings(self, name: str) -> Any:
+        providers = getattr(self.manifest, "providers", None)
+        return getattr(providers, name, None) if providers is not None else None
 
     def clip_targets(self) -> list[ClipTarget]:
         return self.plan.clips()

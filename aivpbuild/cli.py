@@ -69,12 +69,16 @@ def cli() -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Targets worked at once.")
 @click.option("-k", "--keep-going", is_flag=True, help="Continue independent targets after a failure.")
 @click.option("-B", "--force", is_flag=True, help="Regenerate the selected targets even if up to date.")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None, metavar="USD",
+              help="Refuse (exit 3) a build estimated above USD.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before an expensive build.")
 @click.option("--resubmit-uncertain", is_flag=True,
               help="Resubmit jobs a crashed run may or may not have submitted (may pay twice).")
 @project_options
 def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going: bool,
-          force: bool, resubmit_uncertain: bool, directory: str, manifest: str | None,
-          profile: str | None, as_json: bool, verbose: bool) -> None:
+          force: bool, max_cost: float | None, yes: bool, resubmit_uncertain: bool,
+          directory: str, manifest: str | None, profile: str | None, as_json: bool,
+          verbose: bool) -> None:
     """Build TARGETS (ids, globs, `id+` for downstream); all when none are given."""
     project = load(directory, manifest, profile)
     if dry_run:
@@ -83,11 +87,24 @@ def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going:
     reporter = make_reporter(as_json, verbose, total=len(project.order))
     try:
         result = project.build(targets, jobs=jobs, keep_going=keep_going, force=force,
-                               report=reporter, resubmit_uncertain=resubmit_uncertain)
+                               report=reporter, resubmit_uncertain=resubmit_uncertain,
+                               max_cost=max_cost, confirm=None if yes else terminal_confirm())
     finally:
         if hasattr(reporter, "close"):
             reporter.close()
     summarize(result, as_json)
+
+
+def terminal_confirm() -> Any:
+    """A yes/no question on a terminal; None when not interactive (CI never blocks)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+
+    def ask(total: float, expensive: str) -> bool:
+        click.echo(f"This build is estimated at ${total:.2f} (most expensive: {expensive}).")
+        return click.confirm("Go ahead?", default=False)
+
+    return ask
 
 
 def make_reporter(as_json: bool, verbose: bool, total: int) -> Any:
@@ -148,6 +165,67 @@ def show_status(project: Any, statuses: list[Any], as_json: bool, dry_run: bool 
     verb = "would make" if dry_run else "to make"
     click.echo(f"{len(work)} {verb}, {restorable} to restore, "
                f"{len(statuses) - len(work) - restorable} up to date; estimated cost ${total:.2f}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("-C", "directory", default=None, metavar="DIR",
+              help="Include the `models:` of this project's manifest.")
+def models(as_json: bool, directory: str | None) -> None:
+    """The model catalogue: modes, durations, resolutions, audio and price per 5 s."""
+    from aivpbuild.catalog import format_models_table, load_catalog, models_table
+
+    overrides = load(directory, None, None).manifest.models if directory else None
+    rows = models_table(load_catalog(overrides or None))
+    emit_json(rows) if as_json else click.echo(format_models_table(rows))
+
+
+@cli.command()
+@project_options
+def cost(directory: str, manifest: str | None, profile: str | None, as_json: bool, verbose: bool) -> None:
+    """What was spent (per clip, per model, total) and what the cache saved."""
+    from aivpbuild.spend import format_spend
+
+    report = load(directory, manifest, profile).cost()
+    emit_json(report) if as_json else click.echo(format_spend(report))
+
+
+@cli.group(invoke_without_command=True)
+@project_options
+@click.pass_context
+def jobs(ctx: click.Context, directory: str, manifest: str | None, profile: str | None,
+         as_json: bool, verbose: bool) -> None:
+    """In-flight and journaled remote jobs (`jobs cancel ID|--all` to cancel)."""
+    ctx.obj = (directory, manifest, profile, as_json)
+    if ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    records = load(directory, manifest, profile).jobs()
+    if as_json:
+        emit_json([r.__dict__ for r in records])
+        return
+    if not records:
+        click.echo("no journaled jobs")
+        return
+    click.echo(f"{'id':>4}  {'target':<16} {'provider':<10} {'state':<10} {'age':>8}  {'est.':>7}  request id")
+    for r in records:
+        age = f"{(time.time() - r.created_at) / 60:.0f} min"
+        est = f"${r.estimate_usd:.2f}" if r.estimate_usd is not None else "?"
+        note = r.request_id or f"POSSIBLY SUBMITTED {time.strftime('%H:%M:%S', time.localtime(r.created_at))}"
+        click.echo(f"{r.id:>4}  {r.target:<16} {r.provider:<10} {r.state:<10} {age:>8}  {est:>7}  {note}")
+
+
+@jobs.command("cancel")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "all_open", is_flag=True, help="Cancel every open journaled job.")
+@click.pass_obj
+def jobs_cancel(obj: tuple[str, str | None, str | None, bool], ids: tuple[int, ...], all_open: bool) -> None:
+    """Cancel journaled jobs by id."""
+    if not ids and not all_open:
+        raise click.UsageError("give job ids or --all")
+    for line in load(*obj[:3]).cancel_jobs(ids, all_open=all_open):
+        click.echo(line)
 
 
 @cli.command()

@@ -189,6 +189,8 @@ class Executor:
                 self._restore(target, status.digest)
                 take = status.action.take if status.action else None
                 outcome = Outcome(target.id, "restored", status)
+                if take and float(take.metadata.get("cost_usd") or 0.0) > 0:
+                    self._spend_saved(target, status, take.metadata)
                 self._record_done(target, status, outcome, take.metadata if take else {})
                 self.ctx.report("restored", target.id)
                 return outcome
@@ -399,4 +401,13 @@ class Executor:
             target=target.id, key=key, provider=target.request.provider, model=target.request.endpoint,
             request_id=handle.request_id, estimate_usd=target.estimate_usd,
             actual_usd=cost if outcome == "succeeded" else None, outcome=outcome, billed=billed,
+        )
+
+    def _spend_saved(self, target: Target, status: TargetStatus, meta: dict[str, Any]) -> None:
+        """A paid output restored from the cache: record what the cache saved."""
+        self.ctx.state.record_spend(
+            target=target.id, key=status.key or "", provider=str(meta.get("provider")),
+            model=str(meta.get("model")), request_id=meta.get("request_id"),
+            estimate_usd=float(meta.get("cost_usd") or 0.0), actual_usd=0.0,
+            outcome="cache_hit", billed=False,
         )

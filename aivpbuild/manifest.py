@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
+from aivpbuild.catalog import ModelOverride
 from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import clean_relative_path
 
@@ -24,7 +25,7 @@ MANIFEST_NAMES = ("project.aivp.yaml", "project.aivp.yml")
 SCHEMA_PATH = "schemas/project.aivp.schema.json"
 
 _NAMED_RESOLUTIONS = {
-    "360p": 360, "480p": 480, "540p": 540, "576p": 576, "720p": 720, "768p": 768,
+    "360p": 360, "480p": 480, "512p": 512, "540p": 540, "576p": 576, "720p": 720, "768p": 768,
     "1080p": 1080, "1440p": 1440, "2160p": 2160, "4k": 2160,
 }
 _FPS_ALIASES = {"23.976": "24000/1001", "29.97": "30000/1001", "59.94": "60000/1001"}
@@ -229,6 +230,13 @@ class Edit(_Strict):
         return value
 
 
+class Budget(_Strict):
+    """Spending limits checked before any paid job is submitted."""
+
+    max_usd: float | None = Field(None, ge=0, description="Refuse builds estimated above this (exit 3).")
+    confirm_usd: float = Field(5.0, ge=0, description="On a terminal, ask before builds above this.")
+
+
 class Manifest(_Strict):
     """The whole ``project.aivp.yaml``."""
 
@@ -239,8 +247,19 @@ class Manifest(_Strict):
         default_factory=dict, description="Named overlays on `defaults`, chosen with --profile."
     )
     context: dict[str, Any] = Field(default_factory=dict, description="Prompt templating context.")
+    models: dict[str, ModelOverride] = Field(
+        default_factory=dict, description="Models to add to the catalogue, or catalogue entries to override."
+    )
     clips: dict[str, Clip] = Field(description="The clips, in edit order.")
     edit: Edit | None = Field(None, description="Assemble the clips into one film.")
+    budget: Budget = Field(default_factory=Budget, description="Spending limits.")
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _v_budget(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"max_usd": value}  # `budget: 20` is short for `budget: {max_usd: 20}`
+        return value
 
     @field_validator("clips")
     @classmethod

@@ -68,3 +68,27 @@ def test_sigkill_mid_build_then_rebuild_only_the_rest(
     assert set(made) == set(clips) - done_before - restored
     assert not set(made) & done_before, "a finished target was generated twice"
     assert len(lock_entries(root)) == len(clips)
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path: Path) -> None:
+    clips = {f"s{i}": {"prompt": f"shot number {i}", "camera": "pan left"} for i in range(5)}
+    data = manifest(clips)
+    data["defaults"].update(resolution="320x180", duration=2, fps=24)
+    root = write_project(tmp_path / "p", data)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "aivpbuild", "-C", str(root), "-j", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not lock_entries(root) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in out and "Traceback" not in err
+    finished = lock_entries(root)
+    assert 1 <= len(finished) < len(clips)
+    assert not [p for p in (root / "video/clips").iterdir() if p.name.startswith(".")]
+    result = Project.load(root).build((), jobs=1)
+    assert result.failed == [] and len(lock_entries(root)) == len(clips)
+    assert {t.split(":", 1)[1] for t in result.by_action("generated")}.isdisjoint(
+        {t.split(":", 1)[1] for t in finished})

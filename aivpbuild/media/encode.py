@@ -1,0 +1,107 @@
+"""Writing MP4s with PyAV: H.264 yuv420p tagged and converted as BT.709, AAC audio, faststart.
+
+Output is deterministic for the same frames (single-threaded x264, no creation time), so the
+same input gives the same bytes and the same cache key maps to the same file.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+AUDIO_RATE = 48000
+X264_OPTIONS = {"preset": "veryfast", "crf": "18", "threads": "1", "x264-params": "threads=1"}
+#: Exact, reproducible RGB → YUV conversion (swscale's default BT.601 matrix shifts colours).
+_EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+
+
+class VideoWriter:
+    """``with VideoWriter(path, w, h, fps, audio=...) as w: w.write(rgb)`` → a finished MP4."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, *,
+                 audio: bool = False, audio_samples: np.ndarray | None = None) -> None:
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
+        self.path = path
+        self.width, self.height, self.fps = width, height, Fraction(fps)
+        self.frames = 0
+        self.container = av.open(str(path), "w", format="mp4",
+                                 options={"movflags": "+faststart"})
+        stream = self.container.add_stream("libx264", rate=self.fps, options=dict(X264_OPTIONS))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        self.time_base = 1 / self.fps  # the muxer may change the stream's; frames keep this
+        stream.time_base = self.time_base
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 1, 1, 1, 1  # BT.709, tv
+        self.video = stream
+        self.audio = None
+        self.audio_samples = audio_samples
+        if audio:
+            self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+            self.audio.codec_context.open()  # the header needs every codec open before video muxes
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one RGB uint8 frame (H x W x 3)."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        yuv = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
+                             dst_color_range=ColorRange.MPEG, interpolation=_EXACT, threads=1)
+        yuv.pts = self.frames
+        yuv.time_base = self.time_base
+        for packet in self.video.encode(yuv):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def _write_audio(self) -> None:
+        assert self.audio is not None
+        total = round(self.frames / self.fps * AUDIO_RATE)
+        samples = np.zeros((2, total), dtype=np.float32)
+        if self.audio_samples is not None:
+            speech = self.audio_samples[:, :total]
+            samples[:, : speech.shape[1]] = speech
+        encode_audio(self.container, self.audio, samples)
+
+    def close(self) -> None:
+        for packet in self.video.encode(None):
+            self.container.mux(packet)
+        if self.audio is not None:
+            self._write_audio()
+        self.container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.container.close()
+
+
+def encode_audio(container: Any, stream: Any, samples: np.ndarray) -> None:
+    """Encode stereo float samples (2 x N at 48 kHz) into ``stream`` and mux them."""
+    chunk = 1024
+    for start in range(0, samples.shape[1], chunk):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + chunk]),
+                                           format="fltp", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def rgb_frames(video: Path) -> Any:
+    """Decode a video's frames as RGB arrays, converting with the BT.709 matrix."""
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.reformat(format="rgb24", src_colorspace=Colorspace.ITU709,
+                                 src_color_range=ColorRange.MPEG, interpolation=_EXACT, threads=1)
+            yield rgb.to_ndarray()

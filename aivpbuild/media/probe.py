@@ -1,0 +1,74 @@
+"""A small media probe, and the check every produced or downloaded clip passes before it is
+cached: it opens, and its size, frame count, rate and audio match the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from aivpbuild.errors import MediaError
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    codec: str
+    pix_fmt: str
+    has_audio: bool
+    audio_duration: float | None
+
+
+def probe(path: Path) -> MediaInfo:
+    """Read a video's stream facts; MediaError naming the file when it cannot be read."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path.name} has no video stream")
+            video = container.streams.video[0]
+            fps = Fraction(video.average_rate or video.guessed_rate or 0)
+            frames = video.frames or sum(1 for _ in container.decode(video=0))
+            if video.duration is not None and video.time_base is not None:
+                duration = float(video.duration * video.time_base)
+            else:
+                duration = frames / fps if fps else 0.0
+            audio = container.streams.audio[0] if container.streams.audio else None
+            audio_duration = None
+            if audio is not None and audio.duration is not None and audio.time_base is not None:
+                audio_duration = float(audio.duration * audio.time_base)
+            return MediaInfo(
+                duration=duration, width=video.codec_context.width,
+                height=video.codec_context.height, fps=fps, frames=int(frames),
+                codec=video.codec_context.name, pix_fmt=str(video.codec_context.pix_fmt),
+                has_audio=audio is not None, audio_duration=audio_duration,
+            )
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"{path.name} is not a readable video ({exc})") from None
+
+
+def verify(path: Path, *, width: int, height: int, frames: int, fps: Fraction,
+           audio: bool | None = None, frame_tolerance: int = 1) -> MediaInfo:
+    """Check a clip against the request; MediaError listing every mismatch."""
+    info = probe(path)
+    problems = []
+    if (info.width, info.height) != (width, height):
+        problems.append(f"it is {info.width}x{info.height}, the request was {width}x{height}")
+    if abs(info.frames - frames) > frame_tolerance:
+        problems.append(f"it has {info.frames} frames, the request was {frames} "
+                        f"({frames / fps:.2f} s at {float(fps):g} fps)")
+    if fps and info.fps and abs(float(info.fps) - float(fps)) > 0.01:
+        problems.append(f"it runs at {float(info.fps):g} fps, the request was {float(fps):g}")
+    if audio is not None and info.has_audio != audio:
+        problems.append("it has an audio track, none was requested" if info.has_audio
+                        else "it has no audio track, one was requested")
+    if problems:
+        raise MediaError(f"{path.name}: " + "; ".join(problems))
+    return info

@@ -1,0 +1,48 @@
+"""Provider keys: found, never exported, never printed.
+
+``load_key("FAL_KEY", root)`` looks in the environment, then ``<project>/.env``, ``~/.env`` and
+``~/.aivp/.env`` (read with python-dotenv's ``dotenv_values``, so nothing is exported to
+``os.environ`` or child processes). Every loaded key is remembered so :func:`redact` can scrub
+it from any message, log line or file aivpbuild writes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FAL_KEY = "FAL_KEY"
+REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"
+SECRET_NAMES = (FAL_KEY, REPLICATE_API_TOKEN)
+
+_LOADED: set[str] = set()
+
+
+def env_files(root: Path) -> list[Path]:
+    return [root / ".env", Path.home() / ".env", Path.home() / ".aivp" / ".env"]
+
+
+def load_key(var: str, root: Path) -> str | None:
+    """The value of ``var`` from the environment or the first .env file that has it."""
+    value = os.environ.get(var)
+    if not value:
+        from dotenv import dotenv_values
+
+        for path in env_files(root):
+            if path.is_file():
+                value = dotenv_values(path).get(var)
+                if value:
+                    break
+    if value:
+        _LOADED.add(value)
+    return value or None
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret aivpbuild has seen (and any in the environment) replaced."""
+    secrets = set(_LOADED)
+    secrets.update(v for name in SECRET_NAMES if (v := os.environ.get(name)))
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 6:
+            text = text.replace(secret, "***")
+    return text

@@ -8,50 +8,80 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aivpbuild.errors import ConfigError, ManifestError
-from aivpbuild.manifest import Manifest, find_manifest, parse_manifest
-from aivpbuild.plan import ClipTarget, Plan, Planner, Target
+
+if TYPE_CHECKING:
+    from aivpbuild.manifest import Manifest
+    from aivpbuild.targets import ClipTarget, Plan, Target
 
 AIVP_DIR = ".aivp"
+MANIFEST_NAMES = ("project.aivp.yaml", "project.aivp.yml")
 
 
 def _quiet(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
-@dataclass
 class Project:
     """A loaded project: its root, manifest and the plan under the chosen profile."""
 
-    root: Path
-    manifest_path: Path
-    manifest: Manifest
-    plan: Plan
+    def __init__(self, root: Path, manifest_path: Path, plan: Plan, order: list[str] | None = None,
+                 manifest: Manifest | None = None) -> None:
+        self.root = root
+        self.manifest_path = manifest_path
+        self.plan = plan
+        self._order = order
+        self._manifest = manifest
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, root: Path | str = ".", manifest: Path | str | None = None,
              profile: str | None = None) -> Project:
+        """Read and plan the project; reuses the cached plan when nothing it depends on changed."""
+        from aivpbuild import plancache
+        from aivpbuild.fsutil import sha256_bytes
+
         root = Path(root).resolve()
         if not root.is_dir():
             raise ConfigError(f"project directory {root} does not exist", hint="check -C DIR")
-        path = root / manifest if manifest else find_manifest(root)
+        path = root / manifest if manifest else _find_manifest(root)
         if not path.is_file():
             raise ManifestError(f"manifest {path} does not exist", hint="check -f FILE")
-        try:
-            text = path.read_text("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                hint="save the manifest as UTF-8") from None
+        data = path.read_bytes()
         display = Path(path.relative_to(root)) if path.is_relative_to(root) else path
+        key = plancache.cache_key(display.as_posix(), sha256_bytes(data), profile)
+        cached = plancache.load(root, key, profile)
+        if cached is not None:
+            return cls(root, path, cached.plan, cached.order)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                hint="save the manifest as UTF-8") from None
+        from aivpbuild.manifest import parse_manifest
+        from aivpbuild.plan import Planner
+
         model = parse_manifest(text, display)
-        plan = Planner(model, root=root, source=display, text=text, profile=profile).plan()
-        return cls(root=root, manifest_path=path, manifest=model, plan=plan)
+        planner = Planner(model, root=root, source=display, text=text, profile=profile)
+        project = cls(root, path, planner.plan(), manifest=model)
+        files = {rel: st for rel in planner.files_read if (st := plancache.file_stat(root, rel))}
+        plancache.save(root, plancache.CachedPlan(key, project.plan, project.order,
+                                                  planner.paths_seen, files), profile)
+        return project
+
+    @property
+    def manifest(self) -> Manifest:
+        """The validated manifest (parsed on demand when the plan came from the cache)."""
+        if self._manifest is None:
+            from aivpbuild.manifest import parse_manifest
+
+            text = self.manifest_path.read_text("utf-8")
+            self._manifest = parse_manifest(text, self.manifest_path)
+        return self._manifest
 
     @cached_property
     def graph(self) -> Any:
@@ -59,11 +89,13 @@ class Project:
 
         return build_graph(self.plan.targets)
 
-    @cached_property
+    @property
     def order(self) -> list[str]:
-        from aivpbuild.graph import build_order
+        if self._order is None:
+            from aivpbuild.graph import build_order
 
-        return build_order(self.graph, self.plan.targets)
+            self._order = build_order(self.graph, self.plan.targets)
+        return self._order
 
     def notices(self) -> list[str]:
         return [n for t in self.plan.targets.values() for n in t.notices]
@@ -126,9 +158,9 @@ class Project:
 
         targets = list(targets)
         statuses = self.status(targets, force=force)
-        limit = max_cost if max_cost is not None else self.manifest.budget.max_usd
+        limit = max_cost if max_cost is not None else self.plan.budget
         total = check_budget(statuses, limit)
-        if confirm is not None and total > self.manifest.budget.confirm_usd:
+        if confirm is not None and total > self.plan.confirm_usd:
             if not confirm(total, most_expensive(statuses)):
                 raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
         selected = self.select(targets)
@@ -240,6 +272,16 @@ class Project:
 
     def target(self, tid: str) -> Target:
         return self.plan.targets[tid]
+
+
+def _find_manifest(root: Path) -> Path:
+    for name in MANIFEST_NAMES:
+        if (root / name).is_file():
+            return root / name
+    raise ManifestError(
+        f"no manifest in {root}: expected {MANIFEST_NAMES[0]}",
+        hint="run `aivpbuild init` to create one, or pass -C DIR / -f FILE",
+    )
 
 
 class _ProviderPool:

@@ -154,7 +154,7 @@ def _builtin() -> dict[str, Any]:
     import yaml
 
     text = resources.files("aivpbuild").joinpath("data/catalog.yaml").read_text("utf-8")
-    return dict(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["families"])  # noqa: S506
+    return dict(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["families"])
 
 
 def load_catalog(overrides: Mapping[str, ModelOverride] | None = None) -> Catalog:
@@ -276,7 +276,7 @@ def _check_aspect(clip: ClipParams, fam: ModelFamily) -> None:
 
 def _payload(clip: ClipParams, fam: ModelFamily, mode: str, audio: bool) -> dict[str, Any]:
     d = fam.data
-    if fam.provider == "comfyui" or d.get("user") and fam.provider == "replicate":
+    if fam.provider == "comfyui" or (d.get("user") and fam.provider == "replicate"):
         return _user_payload(clip, fam)
     payload: dict[str, Any] = {"prompt": clip.prompt}
     fmt = d.get("duration_format", "string")

@@ -14,7 +14,9 @@ from typing import Any
 SHEET_KINDS = {"characters": "character", "scenes": "scene"}
 
 
-def build_context(raw: Mapping[str, Any], root: Path, source: Path) -> dict[str, Any]:
+def build_context(raw: Mapping[str, Any], root: Path, source: Path,
+                  files_read: list[str] | None = None) -> dict[str, Any]:
+    """The context dict; project-relative paths of sheet files read are appended to ``files_read``."""
     context = dict(raw)
     for key, kind in SHEET_KINDS.items():
         pattern = raw.get(key)
@@ -22,4 +24,7 @@ def build_context(raw: Mapping[str, Any], root: Path, source: Path) -> dict[str,
             from aivpbuild.sheets import load_sheets
 
             context[key] = load_sheets(root, pattern, kind)  # type: ignore[arg-type]
+            if files_read is not None:
+                files_read.extend(p.relative_to(root).as_posix() for p in sorted(root.glob(pattern)))
+                files_read.append(str(Path(pattern).parent))  # a new sheet changes the directory
     return context

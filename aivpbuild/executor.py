@@ -25,10 +25,18 @@ from aivpbuild.fsutil import sha256_bytes
 from aivpbuild.keys import canonical_json
 from aivpbuild.lockfile import LockFile
 from aivpbuild.outputs import utc_now
-from aivpbuild.plan import ClipTarget, EditTarget, FrameTarget, Plan, Target
-from aivpbuild.providers.base import Completed, Failed, JobHandle, JobStatus, Provider, Queued, Running
+from aivpbuild.providers.base import (
+    Completed,
+    Failed,
+    JobHandle,
+    JobStatus,
+    Provider,
+    Queued,
+    Running,
+)
 from aivpbuild.staleness import MODIFIED, RESTORABLE, UP_TO_DATE, Evaluator, TargetStatus
 from aivpbuild.state import StateDB
+from aivpbuild.targets import ClipTarget, EditTarget, FrameTarget, Plan, Target
 
 Reporter = Callable[..., None]
 

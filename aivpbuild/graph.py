@@ -21,7 +21,7 @@ from aivpbuild.errors import GraphError
 if TYPE_CHECKING:
     import networkx as nx
 
-    from aivpbuild.plan import Target
+    from aivpbuild.targets import Target
 
 
 def build_graph(targets: Mapping[str, Target]) -> nx.DiGraph:

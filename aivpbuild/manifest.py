@@ -21,7 +21,6 @@ from aivpbuild.catalog import ModelOverride
 from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import clean_relative_path
 
-MANIFEST_NAMES = ("project.aivp.yaml", "project.aivp.yml")
 SCHEMA_PATH = "schemas/project.aivp.schema.json"
 
 _NAMED_RESOLUTIONS = {
@@ -276,23 +275,13 @@ class Manifest(_Strict):
 
 
 # ----------------------------------------------------------------------------- loading
-def find_manifest(root: Path) -> Path:
-    for name in MANIFEST_NAMES:
-        if (root / name).is_file():
-            return root / name
-    raise ManifestError(
-        f"no manifest in {root}: expected {MANIFEST_NAMES[0]}",
-        hint="run `aivpbuild init` to create one, or pass -C DIR / -f FILE",
-    )
-
-
 def parse_manifest(text: str, source: Path) -> Manifest:
     """Parse and validate manifest text; errors carry ``file:line:col``."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)

@@ -102,7 +102,7 @@ class OutputWriter:
     FLUSH_SECONDS = 0.5
 
     def __init__(self, root: Path, plan: Any, cache: Any) -> None:
-        from aivpbuild.plan import ClipTarget
+        from aivpbuild.targets import ClipTarget
 
         self.root = root
         self.plan = plan
@@ -132,7 +132,7 @@ class OutputWriter:
             self.flush(force=kind == "failed")
 
     def target_done(self, target: Any, status: Any, outcome: Any, meta: dict[str, Any]) -> None:
-        from aivpbuild.plan import ClipTarget
+        from aivpbuild.targets import ClipTarget
 
         if not isinstance(target, ClipTarget):
             return

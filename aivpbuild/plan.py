@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,15 @@ from aivpbuild.keys import KEY_SCHEMA
 from aivpbuild.manifest import Clip, ClipSettings, FrameRef, Manifest, locate, output_size
 from aivpbuild.prompts import prompt_identity, render_prompt
 from aivpbuild.providers.base import GenerationRequest
+from aivpbuild.targets import (
+    ClipTarget,
+    EditTarget,
+    FrameTarget,
+    Plan,
+    Target,
+    clip_target_id,
+    frame_target_id,
+)
 
 #: What a clip gets when neither the clip, the profile nor ``defaults`` says otherwise.
 BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -33,81 +41,6 @@ CLIPS_DIR = "video/clips"
 #: Versions of the frame extractor and the assembler: part of those targets' keys.
 FRAME_VERSION = "1"
 ASSEMBLER_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class ClipTarget:
-    id: str
-    clip_id: str
-    output: str
-    request: GenerationRequest
-    inputs: dict[str, str]            # role -> project-relative source file
-    upstream: dict[str, str]          # role -> target id whose output is an input
-    material: dict[str, Any]          # static key material (no digests)
-    estimate_usd: float | None = 0.0
-    notices: tuple[str, ...] = ()
-    kind: str = "clip"
-
-    @property
-    def deps(self) -> tuple[str, ...]:
-        return tuple(self.upstream.values())
-
-
-@dataclass(frozen=True)
-class FrameTarget:
-    id: str
-    clip_id: str
-    which: str
-    output: str
-    upstream: dict[str, str]
-    material: dict[str, Any]
-    kind: str = "frame"
-    estimate_usd: float | None = 0.0
-    notices: tuple[str, ...] = ()
-
-    @property
-    def deps(self) -> tuple[str, ...]:
-        return tuple(self.upstream.values())
-
-
-@dataclass(frozen=True)
-class EditTarget:
-    id: str
-    output: str
-    upstream: dict[str, str]          # clip id -> clip target id, in edit order
-    material: dict[str, Any]
-    inputs: dict[str, str] = field(default_factory=dict)
-    kind: str = "edit"
-    estimate_usd: float | None = 0.0
-    notices: tuple[str, ...] = ()
-
-    @property
-    def deps(self) -> tuple[str, ...]:
-        return tuple(self.upstream.values())
-
-
-Target = ClipTarget | FrameTarget | EditTarget
-
-
-@dataclass(frozen=True)
-class Plan:
-    """All targets of a project under one profile, in manifest order (clips, frames, edit)."""
-
-    name: str
-    profile: str | None
-    targets: dict[str, Target]
-    budget: float | None = None
-
-    def clips(self) -> list[ClipTarget]:
-        return [t for t in self.targets.values() if isinstance(t, ClipTarget)]
-
-
-def clip_target_id(clip_id: str) -> str:
-    return f"clip:{clip_id}"
-
-
-def frame_target_id(clip_id: str, which: str) -> str:
-    return f"frame:{clip_id}@{which}"
 
 
 class Planner:
@@ -122,6 +55,9 @@ class Planner:
         self.profile = profile
         self.frames: dict[str, FrameTarget] = {}
         self._catalog: Any = None
+        #: every project file whose existence shaped the plan, and sheet files read (plan cache)
+        self.paths_seen: dict[str, tuple[bool, bool]] = {}
+        self.files_read: list[str] = []
 
     def error(self, loc: tuple[Any, ...], message: str, hint: str | None = None) -> ManifestError:
         line, col, _ = locate(self.text, loc)
@@ -143,7 +79,9 @@ class Planner:
                 upstream={t.clip_id: t.id for t in clips},
                 material={"kind": "edit", "schema": KEY_SCHEMA, "assembler": ASSEMBLER_VERSION},
             )
-        return Plan(name=self.manifest.name, profile=self.profile, targets=targets)
+        budget = self.manifest.budget
+        return Plan(name=self.manifest.name, profile=self.profile, targets=targets,
+                    budget=budget.max_usd, confirm_usd=budget.confirm_usd)
 
     # ------------------------------------------------------------------ pieces
     def _settings(self) -> dict[str, Any]:
@@ -162,7 +100,7 @@ class Planner:
     def _context(self) -> dict[str, Any]:
         from aivpbuild.context import build_context
 
-        return build_context(self.manifest.context, self.root, self.source)
+        return build_context(self.manifest.context, self.root, self.source, self.files_read)
 
     def _clip(self, clip_id: str, clip: Clip, base: dict[str, Any], context: Mapping[str, Any]) -> ClipTarget:
         values = {**base, **_set_fields(clip, ClipSettings.model_fields)}
@@ -277,6 +215,7 @@ class Planner:
     def _file(self, clip_id: str, role: str, rel: str, *, required: bool, index: int | None = None) -> bool:
         loc: tuple[Any, ...] = ("clips", clip_id, role) + ((index,) if index is not None else ())
         path = self.root / rel
+        self.paths_seen[rel] = (path.exists(), path.is_symlink())
         if path.is_symlink() or path.exists():
             if not is_within(self.root, path):
                 raise self.error(loc, f"{rel} leads outside the project (through a symlink)",

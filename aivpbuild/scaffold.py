@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aivpbuild.api import MANIFEST_NAMES
 from aivpbuild.errors import ConfigError
 from aivpbuild.fsutil import atomic_write_text
-from aivpbuild.manifest import MANIFEST_NAMES
 
 STARTER = """\
 # yaml-language-server: $schema=https://raw.githubusercontent.com/aivpbuild/aivpbuild/main/schemas/project.aivp.schema.json

@@ -14,8 +14,8 @@ from typing import Any
 from aivpbuild.cache import Action, Cache
 from aivpbuild.keys import explain_change, key_of
 from aivpbuild.lockfile import LockFile
-from aivpbuild.plan import ClipTarget, Target
 from aivpbuild.state import StateDB
+from aivpbuild.targets import ClipTarget, Target
 
 UP_TO_DATE = "up to date"
 MISSING = "missing"

@@ -19,11 +19,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from aivpbuild.errors import MediaError
+from aivpbuild.media import RENDERER_VERSION  # noqa: F401 - re-exported for callers
 from aivpbuild.media.camera import CameraPlan, parse_camera
 from aivpbuild.media.encode import VideoWriter
 
-#: Bump whenever the rendered bytes change: it is part of every local clip's key.
-RENDERER_VERSION = "1"
 OVERSAMPLE = 1.5
 
 

@@ -17,7 +17,6 @@ Adapters never read the cache or compute keys, and the executor never knows a wi
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -169,6 +168,8 @@ class Provider(ABC):
         self, handle: JobHandle, on_status: Callable[[JobStatus], None] | None = None
     ) -> Completed | Failed:
         """Poll every ``poll_interval`` seconds until the job completes or fails."""
+        import asyncio
+
         while True:
             status = await self.poll(handle)
             if on_status is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aivpbuild.keys import canonical_json
+from aivpbuild.media import RENDERER_VERSION
 from aivpbuild.providers.base import (
     Completed,
     Failed,
@@ -47,7 +48,7 @@ def _render(payload: dict[str, Any], out: str) -> tuple[int, tuple[str, ...]]:
 
 class LocalProvider(Provider):
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "see media.render.RENDERER_VERSION"
+    version: ClassVar[str] = RENDERER_VERSION
     paid: ClassVar[bool] = False
     default_concurrency: ClassVar[int] = os.cpu_count() or 2
 

@@ -36,7 +36,7 @@ def provider_class(name: str) -> type[Provider]:
 def adapter_version(name: str) -> str:
     """The output-affecting version of a provider's adapter (part of every key it makes)."""
     if name == "local":
-        from aivpbuild.media.render import RENDERER_VERSION
+        from aivpbuild.media import RENDERER_VERSION
 
         return f"local-{RENDERER_VERSION}"
     return f"{name}-{provider_class(name).version}"

@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 AUDIO_RATE = 48000
-X264_OPTIONS = {"preset": "veryfast", "crf": "18", "threads": "1", "x264-params": "threads=1"}
+X264_OPTIONS = {"preset": "superfast", "crf": "20", "threads": "1", "x264-params": "threads=1"}
 #: Exact, reproducible RGB → YUV conversion (swscale's default BT.601 matrix shifts colours).
 _EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
 
@@ -38,6 +38,7 @@ class VideoWriter:
         self.time_base = 1 / self.fps  # the muxer may change the stream's; frames keep this
         stream.time_base = self.time_base
         ctx = stream.codec_context
+        ctx.thread_count = 1  # x264 with several threads is not bit-reproducible
         ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 1, 1, 1, 1  # BT.709, tv
         self.video = stream
         self.audio = None

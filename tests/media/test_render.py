@@ -54,12 +54,13 @@ def test_translating_moves_go_the_right_way_by_the_right_amount(
     plan = parse_camera(camera)
     zoom_start = plan.at(0.0)[2]
     travel = SHIFT * W * zoom_start  # the view centre moves SHIFT of the canvas, seen at zoom
+    across = 3.0 if any(m.zoom for m in plan.moves) else 1.5  # a zooming move blurs the other axis
     if sign_x:
         assert np.sign(dx) == sign_x and abs(dx) == pytest.approx(travel, rel=0.25), (dx, dy)
-        assert abs(dy) < 1.5
+        assert abs(dy) < across
     if sign_y:
         assert np.sign(dy) == sign_y and abs(dy) == pytest.approx(SHIFT * H * zoom_start, rel=0.3), (dx, dy)
-        assert abs(dx) < 1.5
+        assert abs(dx) < across
 
 
 @pytest.mark.parametrize(("camera", "expected"), [

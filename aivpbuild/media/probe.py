@@ -33,7 +33,11 @@ def probe(path: Path) -> MediaInfo:
                 raise MediaError(f"{path.name} has no video stream")
             video = container.streams.video[0]
             fps = Fraction(video.average_rate or video.guessed_rate or 0)
-            frames = video.frames or sum(1 for _ in container.decode(video=0))
+            declared = video.frames
+            # Count the packets actually present: a truncated file keeps its index but not its data.
+            frames = sum(1 for packet in container.demux(video=0) if packet.size)
+            if declared and frames < declared:
+                raise MediaError(f"{path.name} is truncated: {frames} of {declared} frames are present")
             if video.duration is not None and video.time_base is not None:
                 duration = float(video.duration * video.time_base)
             else:
@@ -63,7 +67,7 @@ def verify(path: Path, *, width: int, height: int, frames: int, fps: Fraction,
         problems.append(f"it is {info.width}x{info.height}, the request was {width}x{height}")
     if abs(info.frames - frames) > frame_tolerance:
         problems.append(f"it has {info.frames} frames, the request was {frames} "
-                        f"({frames / fps:.2f} s at {float(fps):g} fps)")
+                        f"({float(frames / fps):.2f} s at {float(fps):g} fps)")
     if fps and info.fps and abs(float(info.fps) - float(fps)) > 0.01:
         problems.append(f"it runs at {float(info.fps):g} fps, the request was {float(fps):g}")
     if audio is not None and info.has_audio != audio:

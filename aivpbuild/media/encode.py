@@ -6,6 +6,7 @@ same input gives the same bytes and the same cache key maps to the same file.
 
 from __future__ import annotations
 
+import platform
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +19,12 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 AUDIO_RATE = 48000
 # veryfast with the cheapest sub-pixel search and no sub-partitions: ~40% faster than veryfast at
 # about the same size for these smooth synthetic moves (superfast was faster but "pops" on stills).
-X264_OPTIONS = {"preset": "veryfast", "crf": "20", "threads": "1", "x264-params": "threads=1:subme=1:partitions=none"}
+# Reproducible bytes: one thread, no threaded lookahead, and on x86 no SIMD above SSE4.2 (x264's
+# AVX float paths in macroblock-tree rate control gave different bytes from run to run).
+_X264_PARAMS = "threads=1:sync-lookahead=0:subme=1:partitions=none"
+if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+    _X264_PARAMS += ":asm=sse4.2"
+X264_OPTIONS = {"preset": "veryfast", "crf": "20", "threads": "1", "x264-params": _X264_PARAMS}
 #: Exact, reproducible RGB → YUV conversion (swscale's default BT.601 matrix shifts colours).
 _EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
 

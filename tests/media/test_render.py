@@ -182,3 +182,40 @@ def test_corrupt_keyframe_is_a_clear_media_error(tmp_path: Path) -> None:
     bad.write_bytes(b"definitely not a png")
     with pytest.raises(MediaError, match="cannot read keyframe bad.png"):
         render_clip(RenderSpec("s", "p", None, 0.5, Fraction(24), 160, 90, bad), tmp_path / "x.mp4")
+
+
+def _audio_rms(path: Path, start: float, end: float) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
+        chunks = [f.to_ndarray() for frame in container.decode(audio=0) for f in resampler.resample(frame)]
+    samples = np.concatenate(chunks, axis=1)[:, int(start * 48000): int(end * 48000)]
+    return float(np.sqrt((samples ** 2).mean()))
+
+
+DIALOGUE = '[Mara, calm]: "Delivery for apartment nine."'
+
+
+def test_dialogue_is_spoken_at_the_start_when_a_speech_engine_exists(tmp_path: Path) -> None:
+    import shutil
+
+    if not (shutil.which("espeak-ng") or shutil.which("espeak")):
+        pytest.skip("espeak-ng is not installed (CI installs it)")
+    out = tmp_path / "talk.mp4"
+    report = render_clip(RenderSpec("s", "p", "static", 3.0, Fraction(24), 160, 90, None, None, True, DIALOGUE), out)
+    assert report.notes == ()
+    assert _audio_rms(out, 0.0, 1.0) > 0.02 and _audio_rms(out, 2.5, 3.0) < 1e-4
+    assert probe(out).audio_duration == pytest.approx(3.0, abs=0.03)
+
+
+def test_without_a_speech_engine_dialogue_becomes_silence_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    out = tmp_path / "quiet.mp4"
+    report = render_clip(RenderSpec("s", "p", "static", 1.0, Fraction(24), 160, 90, None, None, True, DIALOGUE), out)
+    assert any("no offline speech engine" in n for n in report.notes)
+    assert probe(out).has_audio and _audio_rms(out, 0.0, 1.0) == 0.0

@@ -222,6 +222,18 @@ class Project:
                 removed.append(f"{AIVP_DIR}/cache/")
         return removed
 
+    def contact_sheet(self, out: Path | None = None, *, thumb_width: int = 240) -> Path:
+        """A PNG of each built clip's first, middle and last frames (default video/contact-sheet.png)."""
+        from aivpbuild.media.contact_sheet import contact_sheet
+
+        clips = [(t.clip_id, self.root / t.output) for t in self.plan.clips()
+                 if (self.root / t.output).is_file()]
+        if not clips:
+            raise ConfigError("no clip has been built yet", hint="run `aivpbuild` first")
+        path = out if out is not None else self.root / "video" / "contact-sheet.png"
+        contact_sheet(clips, path, thumb_width=thumb_width)
+        return path
+
     def cost(self) -> dict[str, Any]:
         """Spend per clip and model, the total, and what cache hits saved."""
         from aivpbuild.spend import spend_report

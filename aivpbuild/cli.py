@@ -180,6 +180,19 @@ def models(as_json: bool, directory: str | None) -> None:
     emit_json(rows) if as_json else click.echo(format_models_table(rows))
 
 
+@cli.command("contact-sheet")
+@click.option("-o", "--output", default=None, metavar="PNG", help="Where to write it.")
+@click.option("--width", default=240, show_default=True, help="Thumbnail width in pixels.")
+@project_options
+def contact_sheet(output: str | None, width: int, directory: str, manifest: str | None,
+                  profile: str | None, as_json: bool, verbose: bool) -> None:
+    """First, middle and last frame of every built clip in one PNG (video/contact-sheet.png)."""
+    from pathlib import Path
+
+    path = load(directory, manifest, profile).contact_sheet(Path(output) if output else None, thumb_width=width)
+    click.echo(f"wrote {path}")
+
+
 @cli.command()
 @project_options
 def cost(directory: str, manifest: str | None, profile: str | None, as_json: bool, verbose: bool) -> None:

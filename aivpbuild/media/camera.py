@@ -3,7 +3,7 @@
 ``parse_camera("slow push-in, pan left")`` understands push/dolly/zoom in, pull/zoom/dolly
 out, pan and truck left/right, tilt and pedestal up/down, crane up/down, orbit/arc left/right,
 handheld shake and static, with strength words (slow/gentle/subtle, fast/quick/dramatic).
-The path gives, for t in [0, 1], the view's centre offset (fractions of the frame) and zoom.
+The path gives, for t in [0, 1], the view's centre and zoom; it always starts on the keyframe.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ SLOW, NORMAL, FAST = 0.55, 1.0, 1.6
 _STRENGTH = [(re.compile(r"\b(slow(ly)?|gentle|gently|subtle|slight(ly)?|soft)\b"), SLOW),
              (re.compile(r"\b(fast|quick(ly)?|rapid|dramatic|whip|sudden)\b"), FAST)]
 ZOOM = 0.22          # push-in: zoom 1 → 1.22 at normal strength
-SHIFT = 0.09         # pan: the view centre moves 9% of the frame width at normal strength
+SHIFT = 0.10         # pan: the view centre moves 10% of the frame width at normal strength
 SHAKE = 0.006        # handheld: ~0.6% of the frame
 
 
@@ -40,31 +40,36 @@ class CameraPlan:
     def is_static(self) -> bool:
         return not self.moves and not self.handheld
 
-    def max_zoom(self) -> float:
-        """The largest zoom the path reaches (sets the margin the keyframe needs)."""
-        zoom_in = sum(max(m.zoom, 0) for m in self.moves)
-        zoom_out = sum(max(-m.zoom, 0) for m in self.moves)
-        travel = max(sum(abs(m.dx) for m in self.moves), sum(abs(m.dy) for m in self.moves))
-        return (1 + zoom_out) * (1 + 2 * travel + 4 * self.handheld) + zoom_in
-
     def at(self, t: float, seed: int = 0) -> tuple[float, float, float]:
-        """(centre x offset, centre y offset, zoom) at time t in [0, 1], eased."""
+        """(view centre x, view centre y, zoom) at time t in [0, 1], in keyframe units.
+
+        The keyframe spans [-0.5, 0.5] on both axes; at t = 0 the view is exactly the keyframe
+        (centre 0, zoom 1), as an image-to-video model's first frame is its input image.
+        """
         e = ease(t)
-        base = self.max_zoom() - sum(max(m.zoom, 0) for m in self.moves)
-        zoom = base
-        cx = cy = 0.0
+        zoom, cx, cy = 1.0, 0.0, 0.0
         for m in self.moves:
-            if m.zoom >= 0:
-                zoom += m.zoom * e
-            else:
-                zoom += -m.zoom * (1 - e) - (-m.zoom)
-            cx += m.dx * (e - 0.5)
-            cy += m.dy * (e - 0.5)
+            zoom = zoom * (1 + m.zoom * e) if m.zoom >= 0 else zoom / (1 - m.zoom * e)
+            cx += m.dx * e
+            cy += m.dy * e
         if self.handheld:
-            hx, hy = shake(t, seed)
-            cx += self.handheld * hx
-            cy += self.handheld * hy
+            (hx, hy), (x0, y0) = shake(t, seed), shake(0.0, seed)
+            cx += self.handheld * (hx - x0)
+            cy += self.handheld * (hy - y0)
         return cx, cy, zoom
+
+    def extent(self, seed: int = 0, samples: int = 64) -> tuple[float, float, float, float, float]:
+        """How far the view ever reaches beyond the keyframe (left, top, right, bottom, in
+        keyframe fractions) and the largest zoom, so the canvas can be prepared once."""
+        left = top = right = bottom = 0.0
+        zmax = 1.0
+        for i in range(samples + 1):
+            cx, cy, z = self.at(i / samples, seed)
+            half = 0.5 / z
+            left, right = max(left, -(cx - half) - 0.5), max(right, cx + half - 0.5)
+            top, bottom = max(top, -(cy - half) - 0.5), max(bottom, cy + half - 0.5)
+            zmax = max(zmax, z)
+        return left, top, right, bottom, zmax
 
 
 def ease(t: float) -> float:

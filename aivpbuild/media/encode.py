@@ -66,6 +66,15 @@ class VideoWriter:
             self.container.mux(packet)
         self.frames += 1
 
+    def write_yuv(self, planes: np.ndarray) -> None:
+        """Append one frame already in BT.709 limited-range yuv420p ((H*3/2) x W bytes)."""
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+        frame.pts = self.frames
+        frame.time_base = self.time_base
+        for packet in self.video.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
     def _write_audio(self) -> None:
         assert self.audio is not None
         total = round(self.frames / self.fps * AUDIO_RATE)
@@ -91,6 +100,24 @@ class VideoWriter:
             self.close()
         else:
             self.container.close()
+
+
+def rgb_to_yuv709(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RGB uint8 (H x W x 3, even sizes) → BT.709 limited-range Y (H x W) and 2x2-averaged
+    Cb, Cr (H/2 x W/2), the conversion the encoder's colour tags promise."""
+    f = rgb.astype(np.float32) / 255.0
+    luma = f @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    cb = (f[..., 2] - luma) / 1.8556
+    cr = (f[..., 0] - luma) / 1.5748
+    h, w = luma.shape
+
+    def half(c: np.ndarray) -> np.ndarray:
+        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    y = np.clip(np.rint(16 + 219 * luma), 0, 255).astype(np.uint8)
+    u = np.clip(np.rint(128 + 224 * half(cb)), 0, 255).astype(np.uint8)
+    v = np.clip(np.rint(128 + 224 * half(cr)), 0, 255).astype(np.uint8)
+    return y, u, v
 
 
 def encode_audio(container: Any, stream: Any, samples: np.ndarray) -> None:

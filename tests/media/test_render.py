@@ -84,7 +84,8 @@ def test_static_is_still_and_first_frame_matches_the_keyframe(tmp_path: Path, te
 
 def test_slow_pan_is_smooth_monotonic_and_eased(tmp_path: Path, textured: Path) -> None:
     _, frames = render(tmp_path, "slow pan right", image=textured, duration=2.0)
-    positions = np.array([shift(frames[0], f)[0] for f in frames])
+    centre = (slice(H // 10, H - H // 10), slice(W // 10, W - W // 10))  # keyframe content throughout
+    positions = np.array([shift(frames[0][centre], f[centre])[0] for f in frames])
     steps = np.diff(positions)
     assert (steps <= 0.05).all(), "content must move one way only (no back-steps)"
     t = np.linspace(0, 1, len(frames))

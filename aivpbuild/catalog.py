@@ -14,6 +14,7 @@ for ComfyUI ``workflow: path/to/workflow_api.json``; their payload is ``prompt``
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,7 +146,13 @@ class Catalog:
         )
 
     def pinned_mode(self, model: str) -> str | None:
-        """The mode a full endpoint id stands for (`…/image-to-video` → i2v)."""
+        """The mode a full endpoint id stands for (`…/image-to-video` → i2v); None for a family
+        id, an alias, or a family whose id is also its text-to-video endpoint (Veo)."""
+        if model in self._families or model in self._aliases and self._aliases[model] == model:
+            return None
+        fam = self._aliases.get(model)
+        if fam is not None and model in (fam, *self._families[fam].data.get("aliases", ())):
+            return None
         return self._pinned.get(model)
 
 
@@ -159,7 +166,7 @@ def _builtin() -> dict[str, Any]:
 
 def load_catalog(overrides: Mapping[str, ModelOverride] | None = None) -> Catalog:
     """The built-in families with the manifest's `models:` merged over them."""
-    data = {k: dict(v) for k, v in _builtin().items()}
+    data = copy.deepcopy(_builtin())  # never let an override leak into the cached built-ins
     for name, override in (overrides or {}).items():
         entry = data.setdefault(name, {"provider": "fal", "audio": "none"})
         given = override.model_dump(exclude_none=True)
@@ -298,12 +305,35 @@ def _payload(clip: ClipParams, fam: ModelFamily, mode: str, audio: bool) -> dict
         payload["camera_fixed"] = clip.camera_fixed
     if "negative_prompt" in fields and clip.negative_prompt:
         payload["negative_prompt"] = clip.negative_prompt
-    for name, value in clip.params.items():
-        if name in payload and name not in fields:
-            raise ParamError(clip.clip_id, "params", f"params.{name} would override a field aivpbuild "
-                             f"sets from the clip", hint=f"set the clip's own field instead of params.{name}")
-        payload[name] = value
+    _check_params(clip, fam)
+    payload.update(clip.params)
     return payload
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,), "number": (int, float), "integer": (int,), "string": (str,),
+}
+
+
+def _check_params(clip: ClipParams, fam: ModelFamily) -> None:
+    """Extra `params:` must be inputs the model takes, of the right JSON type."""
+    accepted: dict[str, str] = dict(fam.data.get("params") or {})
+    for name, value in clip.params.items():
+        if name not in accepted:
+            known = ", ".join(sorted(accepted)) or "none"
+            close = difflib.get_close_matches(name, list(accepted), n=1)
+            raise ParamError(clip.clip_id, "params", f"{fam.id} takes no input {name!r} "
+                             f"(extra inputs it accepts: {known})",
+                             hint=f"did you mean {close[0]!r}?" if close else
+                             "set the clip's own fields (duration, seed, …) instead of params")
+        kind = accepted[name]
+        ok = isinstance(value, _JSON_TYPES.get(kind, (object,)))
+        if isinstance(value, bool) and kind in ("number", "integer"):
+            ok = False
+        if not ok:
+            raise ParamError(clip.clip_id, "params", f"params.{name} must be a {kind} for {fam.id}, "
+                             f"not {type(value).__name__} {value!r}", hint=f"e.g. {name}: "
+                             + {"boolean": "true", "number": "0.5", "integer": "1"}.get(kind, '"text"'))
 
 
 def _user_payload(clip: ClipParams, fam: ModelFamily) -> dict[str, Any]:

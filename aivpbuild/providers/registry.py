@@ -33,13 +33,18 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
+#: Output-affecting version of each remote adapter's request format: part of every key it
+#: makes, kept here so planning never imports httpx (a test checks the classes agree).
+REQUEST_FORMAT_VERSIONS = {"fal": "1", "replicate": "1", "comfyui": "1"}
+
+
 def adapter_version(name: str) -> str:
     """The output-affecting version of a provider's adapter (part of every key it makes)."""
     if name == "local":
         from aivpbuild.media import RENDERER_VERSION
 
         return f"local-{RENDERER_VERSION}"
-    return f"{name}-{provider_class(name).version}"
+    return f"{name}-{REQUEST_FORMAT_VERSIONS[name]}"
 
 
 def create_provider(name: str, *, root: Path, settings: Any = None, jobs: int = 2) -> Provider:

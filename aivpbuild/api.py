@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from aivpbuild.errors import ConfigError, ManifestError
 
+from aivpbuild.providers.base import GenerationRequest
+
 if TYPE_CHECKING:
     from aivpbuild.manifest import Manifest
     from aivpbuild.targets import ClipTarget, Plan, Target
@@ -171,6 +173,10 @@ class Project:
                 report("notice", None, message=notice)
             files = OutputWriter(self.root, self.plan, cache)
             providers = _ProviderPool(self, jobs)
+            for status in statuses:  # settings and keys are checked before anything starts
+                target = self.plan.targets[status.target]
+                if status.needs_work and isinstance(getattr(target, "request", None), GenerationRequest):
+                    providers.get(target.request.provider)  # type: ignore[union-attr]
 
             def both(kind: str, tid: str | None, **info: Any) -> None:
                 files.event(kind, tid, **info)
@@ -179,7 +185,7 @@ class Project:
             ctx = BuildContext(
                 root=self.root, plan=self.plan, state=state, cache=cache, lock=lock,
                 providers=providers.get, report=both, on_target_done=files.target_done,
-                selected=selected,
+                selected=selected, close_providers=providers.aclose,
             )
             options = BuildOptions(jobs=jobs, keep_going=keep_going, forced=forced,
                                    resubmit_uncertain=resubmit_uncertain)
@@ -187,7 +193,6 @@ class Project:
             try:
                 result = Executor(ctx, options).run(order)
             finally:
-                providers.close()
                 lock.save()
                 files.finish(lock)
         return result
@@ -276,8 +281,7 @@ class Project:
         return done
 
     def _provider_settings(self, name: str) -> Any:
-        providers = getattr(self.manifest, "providers", None)
-        return getattr(providers, name, None) if providers is not None else None
+        return getattr(self.manifest.providers, name, None)
 
     def clip_targets(self) -> list[ClipTarget]:
         return self.plan.clips()
@@ -311,11 +315,12 @@ class _ProviderPool:
             from aivpbuild.providers.registry import create_provider
 
             workers = self.jobs or os.cpu_count() or 2
-            self._providers[name] = create_provider(name, root=self.project.root, jobs=workers)
+            settings = self.project._provider_settings(name) if name != "local" else None
+            self._providers[name] = create_provider(name, root=self.project.root, settings=settings,
+                                                    jobs=workers)
         return self._providers[name]
 
-    def close(self) -> None:
-        import asyncio
-
+    async def aclose(self) -> None:
         for provider in self._providers.values():
-            asyncio.run(provider.aclose())
+            await provider.aclose()
+        self._providers.clear()

@@ -64,6 +64,13 @@ class ProviderError(AivpError):
         self.retryable = retryable
 
 
+class SubmitUncertain(ProviderError):
+    """A paid submit failed after the request may have reached the provider: it may have been
+    accepted (and billed). The journal keeps it as "possibly submitted"; never retried blindly."""
+
+    uncertain = True
+
+
 class MediaError(AivpError):
     """A produced or downloaded media file is unreadable or does not match the request."""
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,8 @@ class BuildContext:
     on_target_done: Callable[[Target, TargetStatus, Outcome, dict[str, Any]], None]
     #: Target ids to work on (dependencies included); others count as their lock says.
     selected: set[str] | None = None
+    #: Closes the provider adapters, inside the build's event loop (their connections live there).
+    close_providers: Callable[[], Awaitable[None]] | None = None
 
 
 class Executor:
@@ -127,6 +129,8 @@ class Executor:
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
+            if self.ctx.close_providers is not None:
+                await self.ctx.close_providers()
         self.result.interrupted = self._stopping and self._interrupts > 0
         return self.result
 
@@ -381,10 +385,11 @@ class Executor:
         from aivpbuild.media.probe import verify
 
         request = target.request
-        try:
+        local = request.provider == "local"
+        try:  # remote models pick their own frame rate and rounding: check what they promise
             verify(path, width=request.width, height=request.height, frames=request.frame_count,
-                   fps=request.fps, audio=request.audio if request.provider == "local" else None,
-                   frame_tolerance=0 if request.provider == "local" else 1)
+                   fps=request.fps, audio=request.audio if local else None,
+                   frame_tolerance=0, exact_size=local)
         except MediaError as exc:
             raise TargetFailed(f"{request.provider} output for {target.clip_id} is not what was asked: {exc}") from None
 

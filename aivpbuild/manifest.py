@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from aivpbuild.catalog import ModelOverride
 from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import clean_relative_path
+from aivpbuild.providers.settings import ProvidersSettings
 
 SCHEMA_PATH = "schemas/project.aivp.schema.json"
 
@@ -252,6 +253,9 @@ class Manifest(_Strict):
     clips: dict[str, Clip] = Field(description="The clips, in edit order.")
     edit: Edit | None = Field(None, description="Assemble the clips into one film.")
     budget: Budget = Field(default_factory=Budget, description="Spending limits.")
+    providers: ProvidersSettings = Field(
+        default_factory=ProvidersSettings, description="Provider base URLs, concurrency and polling."
+    )
 
     @field_validator("budget", mode="before")
     @classmethod

@@ -155,10 +155,12 @@ class StateDB:
             )
 
     def journal_state(self, job_id: int, state: str, error: str | None = None) -> None:
+        from aivpbuild.secrets import redact  # provider error text may echo anything back
+
         with self.transaction():
             self.conn.execute(
                 "UPDATE jobs SET state=?, error=?, updated_at=? WHERE id=?",
-                (state, error, time.time(), job_id),
+                (state, redact(error) if error else None, time.time(), job_id),
             )
 
     def open_jobs(self) -> list[JobRecord]:

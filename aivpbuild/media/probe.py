@@ -59,16 +59,30 @@ def probe(path: Path) -> MediaInfo:
 
 
 def verify(path: Path, *, width: int, height: int, frames: int, fps: Fraction,
-           audio: bool | None = None, frame_tolerance: int = 1) -> MediaInfo:
-    """Check a clip against the request; MediaError listing every mismatch."""
+           audio: bool | None = None, frame_tolerance: int = 1, exact_size: bool = True) -> MediaInfo:
+    """Check a clip against the request; MediaError listing every mismatch.
+
+    ``exact_size=False`` is for remote models, which pick their own frame rate and round sizes
+    their own way: the same aspect ratio within 2%, a height within 12% and a duration within
+    half a second of ``frames / fps`` are accepted.
+    """
     info = probe(path)
     problems = []
-    if (info.width, info.height) != (width, height):
+    if exact_size:
+        wrong_size = (info.width, info.height) != (width, height)
+    else:
+        wrong_size = (abs(info.width / info.height - width / height) > 0.02 * width / height
+                      or abs(info.height - height) > 0.12 * height)
+    if wrong_size:
         problems.append(f"it is {info.width}x{info.height}, the request was {width}x{height}")
-    if abs(info.frames - frames) > frame_tolerance:
+    if not exact_size:
+        wanted = float(frames / fps)
+        if abs(info.duration - wanted) > 0.5:
+            problems.append(f"it lasts {info.duration:.2f} s, the request was {wanted:g} s")
+    elif abs(info.frames - frames) > frame_tolerance:
         problems.append(f"it has {info.frames} frames, the request was {frames} "
                         f"({float(frames / fps):.2f} s at {float(fps):g} fps)")
-    if fps and info.fps and abs(float(info.fps) - float(fps)) > 0.01:
+    if exact_size and fps and info.fps and abs(float(info.fps) - float(fps)) > 0.01:
         problems.append(f"it runs at {float(info.fps):g} fps, the request was {float(fps):g}")
     if audio is not None and info.has_audio != audio:
         problems.append("it has an audio track, none was requested" if info.has_audio

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aivpbuild.errors import ConfigError, ManifestError
-
 from aivpbuild.providers.base import GenerationRequest
 
 if TYPE_CHECKING:
@@ -162,9 +161,8 @@ class Project:
         statuses = self.status(targets, force=force)
         limit = max_cost if max_cost is not None else self.plan.budget
         total = check_budget(statuses, limit)
-        if confirm is not None and total > self.plan.confirm_usd:
-            if not confirm(total, most_expensive(statuses)):
-                raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
+        if confirm is not None and total > self.plan.confirm_usd and not confirm(total, most_expensive(statuses)):
+            raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
         selected = self.select(targets)
         order = [t for t in self.order if selected is None or t in selected]
         forced = frozenset(order if force and selected is None else (selected or set()) if force else ())

@@ -37,7 +37,9 @@ class ModelOverride(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: Literal["fal", "replicate", "comfyui"] | None = Field(None, description="Who serves it.")
-    endpoint: str | None = Field(None, description="One endpoint for every mode (fal id, Replicate owner/name[:version]).")
+    endpoint: str | None = Field(
+        None, description="One endpoint for every mode (fal id, Replicate owner/name[:version])."
+    )
     endpoints: dict[Literal["t2v", "i2v", "flf"], str] | None = Field(None, description="Endpoint per mode.")
     workflow: str | None = Field(None, description="ComfyUI: API-format workflow JSON (project-relative).")
     durations: list[int] | None = Field(None, description="Allowed durations in seconds (any if unset).")
@@ -148,7 +150,7 @@ class Catalog:
     def pinned_mode(self, model: str) -> str | None:
         """The mode a full endpoint id stands for (`…/image-to-video` → i2v); None for a family
         id, an alias, or a family whose id is also its text-to-video endpoint (Veo)."""
-        if model in self._families or model in self._aliases and self._aliases[model] == model:
+        if model in self._families or (model in self._aliases and self._aliases[model] == model):
             return None
         fam = self._aliases.get(model)
         if fam is not None and model in (fam, *self._families[fam].data.get("aliases", ())):
@@ -227,7 +229,7 @@ def _mode(clip: ClipParams, modes: list[str], pinned: str | None) -> Mode:
     if mode == "i2v" and not clip.has_image:
         raise ParamError(clip.clip_id, "image", f"{clip.model if pinned else 'mode i2v'} needs a first "
                          "keyframe, and the clip has none", hint="set `image:` to a keyframe file")
-    return mode  # type: ignore[return-value]
+    return mode
 
 
 def _t2v_notice(clip: ClipParams, mode: str) -> tuple[str, ...]:
@@ -405,7 +407,8 @@ def models_table(catalog: Catalog) -> list[dict[str, Any]]:
                                 fps=Fraction(24), duration=5, audio=audio)
 
         rows.append({
-            "family": fam.id, "provider": fam.provider, "modes": fam.modes + [m for m in ("flf", "v2v") if m in fam.endpoints],
+            "family": fam.id, "provider": fam.provider,
+            "modes": fam.modes + [m for m in ("flf", "v2v") if m in fam.endpoints],
             "durations": d.get("durations"), "resolutions": d.get("resolutions"),
             "audio": d.get("audio", "none"), "price_resolution": default_res,
             "price_per_5s": five(False) if d.get("audio") != "always" else None,
@@ -430,4 +433,4 @@ def format_models_table(rows: list[dict[str, Any]]) -> str:
              r["audio"], money(r["price_per_5s"]), money(r["price_per_5s_audio"])) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *body]]
-    return "\n".join(lines) + f"\n(prices at {rows[0]['price_resolution'] if rows else '720p'} or the model's lowest resolution, 16:9)"
+    return "\n".join(lines) + "\n(prices at 720p, or the model's lowest resolution, 16:9)"

@@ -23,7 +23,7 @@ def build_context(raw: Mapping[str, Any], root: Path, source: Path,
         if isinstance(pattern, str):
             from aivpbuild.sheets import load_sheets
 
-            context[key] = load_sheets(root, pattern, kind)  # type: ignore[arg-type]
+            context[key] = load_sheets(root, pattern, kind)
             if files_read is not None:
                 files_read.extend(p.relative_to(root).as_posix() for p in sorted(root.glob(pattern)))
                 files_read.append(str(Path(pattern).parent))  # a new sheet changes the directory

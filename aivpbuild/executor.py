@@ -53,7 +53,8 @@ class BuildOptions:
 @dataclass
 class Outcome:
     target: str
-    action: str                        # up to date | restored | generated | extracted | assembled | kept | failed | skipped
+    #: up to date | restored | generated | extracted | assembled | kept | failed | skipped
+    action: str
     status: TargetStatus | None = None
     error: str | None = None
     seconds: float = 0.0

@@ -114,7 +114,7 @@ def output_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
 
 
 def _even(x: float) -> int:
-    return max(2, int(round(x / 2)) * 2)
+    return max(2, round(x / 2) * 2)
 
 
 # ----------------------------------------------------------------------------- models

@@ -199,7 +199,7 @@ class Planner:
         try:
             return catalog.resolve(self._catalog, params)
         except catalog.ParamError as exc:
-            origin = "clips", clip_id, exc.field
+            origin: tuple[str, ...] = ("clips", clip_id, exc.field)
             if exc.field not in clip.model_fields_set:
                 origin = self._origin(exc.field) or origin
             raise self.error(origin, exc.message, exc.hint) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from aivpbuild.secrets import redact
 
@@ -20,7 +20,7 @@ def _name(tid: str | None) -> str:
 class PlainReporter:
     """One line per event that matters; for logs and CI."""
 
-    VERBS = {"restored": "restored from cache", "started": "making", "submitted": "submitted",
+    VERBS: ClassVar[dict[str, str]] = {"restored": "restored from cache", "started": "making", "submitted": "submitted",
              "resumed": "resuming journaled job", "skipped": "skipped", "failed": "FAILED"}
 
     def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:

@@ -23,10 +23,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aivpbuild.media.camera import parse_camera  # noqa: E402
-from aivpbuild.media.encode import VideoWriter, rgb_frames  # noqa: E402
-from aivpbuild.media.render import RenderSpec, render_clip  # noqa: E402
-from tests.media.motion import shift, texture  # noqa: E402
+import itertools
+
+from aivpbuild.media.camera import parse_camera
+from aivpbuild.media.encode import VideoWriter, rgb_frames
+from aivpbuild.media.render import RenderSpec, render_clip
+from tests.media.motion import shift, texture
 
 W, H, FPS, SECONDS = 1280, 720, Fraction(24), 5
 FRAMES = int(SECONDS * FPS)
@@ -64,7 +66,7 @@ def jitter(video: Path) -> tuple[float, float]:
     (a centred 7-frame moving average): smooth motion scores ~0, stutter scores high."""
     frames = list(rgb_frames(video))
     patch = (slice(40, 296), slice(80, 336))
-    steps = np.array([shift(a[patch], b[patch]) for a, b in zip(frames, frames[1:], strict=False)])
+    steps = np.array([shift(a[patch], b[patch]) for a, b in itertools.pairwise(frames)])
     kernel = np.ones(7) / 7
     residuals = []
     for axis in (0, 1):

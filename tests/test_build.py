@@ -169,7 +169,7 @@ def test_no_op_status_hashes_no_file(tmp_path: Path) -> None:
     before = fsutil.HASH_CALLS
     Project.load(root).status()
     Project.load(root).build((), jobs=1)
-    assert fsutil.HASH_CALLS == before
+    assert before == fsutil.HASH_CALLS
 
 
 def test_selection_by_glob_and_downstream(tmp_path: Path, calls: list[str]) -> None:

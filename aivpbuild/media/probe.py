@@ -41,7 +41,7 @@ def probe(path: Path) -> MediaInfo:
             if video.duration is not None and video.time_base is not None:
                 duration = float(video.duration * video.time_base)
             else:
-                duration = frames / fps if fps else 0.0
+                duration = float(frames / fps) if fps else 0.0
             audio = container.streams.audio[0] if container.streams.audio else None
             audio_duration = None
             if audio is not None and audio.duration is not None and audio.time_base is not None:

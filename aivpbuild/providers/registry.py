@@ -52,4 +52,4 @@ def create_provider(name: str, *, root: Path, settings: Any = None, jobs: int = 
     cls = provider_class(name)
     if name == "local":
         return cls(scratch=root / ".aivp" / "tmp", jobs=jobs)  # type: ignore[call-arg]
-    return cls.from_settings(settings, root)  # type: ignore[attr-defined, no-any-return]
+    return cls.from_settings(settings, root)  # type: ignore[attr-defined]

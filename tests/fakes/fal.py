@@ -74,7 +74,7 @@ class FalFake(FakeServer):
         if path.startswith("/queue/"):
             rest = path[len("/queue/"):]
             if "/requests/" in rest:
-                head, tail = rest.split("/requests/", 1)
+                _head, tail = rest.split("/requests/", 1)
                 if tail.endswith("/status"):
                     return "status", lambda r: self._status(r, tail[: -len("/status")])
                 if tail.endswith("/cancel") and method == "PUT":
@@ -139,7 +139,7 @@ class FalFake(FakeServer):
                                   "queue_position": max(0, int(remaining / max(self.queue_seconds, 1e-9) * 3))})
         if state == "IN_PROGRESS":
             return Response(202, {"status": "IN_PROGRESS", "logs": logs})
-        body: dict[str, Any] = {"status": "COMPLETED", "logs": logs + [{"message": "done"}],
+        body: dict[str, Any] = {"status": "COMPLETED", "logs": [*logs, {"message": "done"}],
                                 "metrics": {"inference_time": self.run_seconds}}
         if job.cancelled:
             body.update(error="Request was cancelled", error_type="request_cancelled")

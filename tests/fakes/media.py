@@ -22,8 +22,8 @@ def size_for(payload: dict[str, Any]) -> tuple[int, int]:
     short = 2160 if resolution == "4k" else int(re.sub(r"\D", "", resolution) or 1080)
     a, b = (int(x) for x in str(payload.get("aspect_ratio") or "16:9").split(":"))
     if a >= b:
-        return int(round(short * a / b / 2)) * 2, short
-    return short, int(round(short * b / a / 2)) * 2
+        return round(short * a / b / 2) * 2, short
+    return short, round(short * b / a / 2) * 2
 
 
 def seconds_for(payload: dict[str, Any]) -> float:

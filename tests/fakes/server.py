@@ -74,7 +74,7 @@ class FakeServer:
                                   {k.lower(): v for k, v in self.headers.items()}, body)
                 fake._handle(self, request)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True

@@ -13,7 +13,7 @@ from aivpbuild.errors import MediaError
 from aivpbuild.media.assemble import assemble
 from aivpbuild.media.encode import rgb_frames
 from aivpbuild.media.frames import extract_frame, read_frame
-from aivpbuild.media.probe import probe, verify
+from aivpbuild.media.probe import verify
 from aivpbuild.media.render import RenderSpec, render_clip
 
 

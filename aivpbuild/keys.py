@@ -64,6 +64,6 @@ def explain_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         if old_up.get(role) != new_up.get(role):
             target = (new_up.get(role) or old_up.get(role) or {}).get("target", role)
             reasons.append(f"upstream {target.split(':', 1)[-1].split('@')[0]}")
-    if old.get("adapter") != new.get("adapter"):
+    if old.get("adapter") != new.get("adapter") and old.get("provider") == new.get("provider"):
         reasons.append(f"adapter version ({old.get('adapter')} → {new.get('adapter')})")
     return reasons or ["key changed"]

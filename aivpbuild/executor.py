@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aivpbuild.cache import Cache, Take
+from aivpbuild.crashpoints import crash_point
 from aivpbuild.errors import AivpError, MediaError, ProviderError
 from aivpbuild.fsutil import sha256_bytes
 from aivpbuild.keys import canonical_json
@@ -360,14 +361,17 @@ class Executor:
                 input_digest=sha256_bytes(canonical_json(payload).encode()),
                 estimate_usd=target.estimate_usd,
             )
+        crash_point("after-intent")
         try:
             handle = await provider.submit(request.endpoint, payload)
         except ProviderError as exc:
             if job_id is not None and not getattr(exc, "uncertain", False):
                 self.ctx.state.journal_state(job_id, "failed", str(exc))
             raise
+        crash_point("after-submit")
         if job_id is not None:
             self.ctx.state.journal_submitted(job_id, handle.request_id, handle.to_json())
+        crash_point("after-journal")
         self.ctx.report("submitted", target.id, request_id=handle.request_id)
         return handle, job_id
 
@@ -395,6 +399,7 @@ class Executor:
             raise TargetFailed(f"{request.provider} output for {target.clip_id} is not what was asked: {exc}") from None
 
     def _on_status(self, tid: str, status: JobStatus) -> None:
+        crash_point("while-polling")
         if isinstance(status, Queued):
             self.ctx.report("queued", tid, position=status.position)
         elif isinstance(status, Running):

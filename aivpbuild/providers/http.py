@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from aivpbuild.crashpoints import crash_point
 from aivpbuild.errors import ProviderError
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -81,6 +82,7 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, sleep: Sl
                         async for chunk in response.aiter_bytes(1 << 16):
                             fh.write(chunk)
                             size += len(chunk)
+                            crash_point("mid-download")
                     if expected is None or int(expected) == size:
                         return size
                     last = f"truncated ({size} of {expected} bytes)"

@@ -143,7 +143,7 @@ class Project:
     def build(self, targets: Iterable[str] = (), *, jobs: int | None = None,
               keep_going: bool = False, force: bool = False,
               report: Callable[..., None] = _quiet, resubmit_uncertain: bool = False,
-              max_cost: float | None = None,
+              max_cost: float | None = None, cancel_on_interrupt: bool = False,
               confirm: Callable[[float, str], bool] | None = None) -> Any:
         """Make every selected target that is not up to date. Returns a BuildResult.
 
@@ -185,8 +185,17 @@ class Project:
                 providers=providers.get, report=both, on_target_done=files.target_done,
                 selected=selected, close_providers=providers.aclose,
             )
+            wanted = {s.key for s in statuses if s.key}
+            orphans = tuple(j for j in state.open_jobs() if j.handle and j.key not in wanted
+                            and j.target in self.plan.targets)
+            for job in orphans:
+                report("notice", job.target, message=f"journaled {job.provider} job {job.request_id} "
+                       f"for {job.target} is no longer wanted (the clip changed); collecting its paid "
+                       "result into the cache")
+                providers.get(job.provider)
             options = BuildOptions(jobs=jobs, keep_going=keep_going, forced=forced,
-                                   resubmit_uncertain=resubmit_uncertain)
+                                   resubmit_uncertain=resubmit_uncertain,
+                                   cancel_on_interrupt=cancel_on_interrupt, orphans=orphans)
             files.start(lock)
             try:
                 result = Executor(ctx, options).run(order)
@@ -270,10 +279,7 @@ class Project:
                     done.append(f"{job.id}: forgotten (it had no request id)")
                     continue
                 provider = create_provider(job.provider, root=self.root, settings=self._provider_settings(job.provider))
-                try:
-                    asyncio.run(provider.cancel(JobHandle.from_json(job.handle)))
-                finally:
-                    asyncio.run(provider.aclose())
+                asyncio.run(_cancel_and_close(provider, JobHandle.from_json(job.handle)))
                 state.journal_state(job.id, "cancelled")
                 done.append(f"{job.id}: cancel requested for {job.provider} {job.request_id}")
         return done
@@ -286,6 +292,13 @@ class Project:
 
     def target(self, tid: str) -> Target:
         return self.plan.targets[tid]
+
+
+async def _cancel_and_close(provider: Any, handle: Any) -> None:
+    try:
+        await provider.cancel(handle)
+    finally:
+        await provider.aclose()
 
 
 def _find_manifest(root: Path) -> Path:

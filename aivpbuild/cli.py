@@ -74,9 +74,12 @@ def cli() -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before an expensive build.")
 @click.option("--resubmit-uncertain", is_flag=True,
               help="Resubmit jobs a crashed run may or may not have submitted (may pay twice).")
+@click.option("--cancel-on-interrupt", is_flag=True,
+              help="On Ctrl-C, cancel submitted paid jobs instead of leaving them for the next run.")
 @project_options
 def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going: bool,
           force: bool, max_cost: float | None, yes: bool, resubmit_uncertain: bool,
+          cancel_on_interrupt: bool,
           directory: str, manifest: str | None, profile: str | None, as_json: bool,
           verbose: bool) -> None:
     """Build TARGETS (ids, globs, `id+` for downstream); all when none are given."""
@@ -88,7 +91,8 @@ def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going:
     try:
         result = project.build(targets, jobs=jobs, keep_going=keep_going, force=force,
                                report=reporter, resubmit_uncertain=resubmit_uncertain,
-                               max_cost=max_cost, confirm=None if yes else terminal_confirm())
+                               max_cost=max_cost, cancel_on_interrupt=cancel_on_interrupt,
+                               confirm=None if yes else terminal_confirm())
     finally:
         if hasattr(reporter, "close"):
             reporter.close()

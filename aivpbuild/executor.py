@@ -49,6 +49,8 @@ class BuildOptions:
     forced: frozenset[str] = frozenset()
     resubmit_uncertain: bool = False
     cancel_on_interrupt: bool = False
+    #: Journaled paid jobs whose key no longer matches any target: collected into the cache.
+    orphans: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -113,6 +115,8 @@ class Executor:
         self._failed_fast = False
         self._tasks: list[asyncio.Task[None]] = []
         self._interrupts = 0
+        self._inflight: dict[str, tuple[Provider, JobHandle, int | None]] = {}
+        self._critical: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------------ running
     def run(self, order: list[str]) -> BuildResult:
@@ -126,11 +130,14 @@ class Executor:
             self._global = asyncio.Semaphore(self.options.jobs)
         self._events = {tid: asyncio.Event() for tid in order}
         self._tasks = [asyncio.create_task(self._run_target(tid), name=tid) for tid in order]
+        self._tasks += [asyncio.create_task(self._collect_orphan(job)) for job in self.options.orphans]
         try:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
+            if self._critical:  # submits already on the wire: let them journal their request ids
+                await asyncio.gather(*self._critical, return_exceptions=True)
             if self.ctx.close_providers is not None:
                 await self.ctx.close_providers()
         self.result.interrupted = self._stopping and self._interrupts > 0
@@ -145,10 +152,24 @@ class Executor:
             self.ctx.report("interrupted", None, again=True)
             os._exit(130)
         self._stopping = True
-        self.ctx.report("interrupted", None, again=False)
+        self.ctx.report("interrupted", None, again=False, cancelling=self.options.cancel_on_interrupt)
+        if self.options.cancel_on_interrupt and self._inflight:
+            asyncio.get_running_loop().create_task(self._cancel_inflight())
+            return
+        self._cancel_tasks()
+
+    def _cancel_tasks(self) -> None:
         for task in self._tasks:
             if not task.done():
                 task.cancel()
+
+    async def _cancel_inflight(self) -> None:
+        """--cancel-on-interrupt: ask providers to stop every submitted job, then stop."""
+        for provider, handle, job_id in list(self._inflight.values()):
+            with contextlib.suppress(AivpError, OSError):
+                await provider.cancel(handle)
+                self._journal(job_id, "cancelled", "cancelled on interrupt")
+        self._cancel_tasks()
 
     async def _run_target(self, tid: str) -> None:
         target = self.ctx.plan.targets[tid]
@@ -229,10 +250,10 @@ class Executor:
             return self._global or contextlib.nullcontext()
         return self._provider_limits[provider]
 
-    def _scratch(self, target: Target, suffix: str) -> Path:
+    def _scratch(self, name: str, suffix: str) -> Path:
         scratch = self.ctx.root / ".aivp" / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)
-        return scratch / f"{target.id.replace(':', '_').replace('@', '_')}-{time.monotonic_ns()}{suffix}"
+        return scratch / f"{name.replace(':', '_').replace('@', '_')}-{time.monotonic_ns()}{suffix}"
 
     # ------------------------------------------------------------------ outputs
     def _restore(self, target: Target, digest: str) -> None:
@@ -284,7 +305,7 @@ class Executor:
         from aivpbuild.media.frames import extract_frame
 
         clip = self.ctx.root / self.ctx.plan.targets[target.upstream["clip"]].output
-        tmp = self._scratch(target, ".png")
+        tmp = self._scratch(target.id, ".png")
         await asyncio.to_thread(extract_frame, clip, target.which, tmp)  # type: ignore[arg-type]
         return tmp
 
@@ -292,7 +313,7 @@ class Executor:
         from aivpbuild.media.assemble import assemble
 
         clips = [self.ctx.root / self.ctx.plan.targets[t].output for t in target.upstream.values()]
-        tmp = self._scratch(target, ".mp4")
+        tmp = self._scratch(target.id, ".mp4")
         await asyncio.to_thread(assemble, clips, tmp)
         return tmp
 
@@ -303,8 +324,11 @@ class Executor:
             self._provider_limits[request.provider] = asyncio.Semaphore(provider.default_concurrency)
         assert status.key is not None
         async with self._limit(request.provider):
-            handle, job_id = await self._submit_or_resume(target, provider, status.key)
+            handle, job_id = await self._submit_or_resume(target, provider, status.key, status.material)
+            if provider.paid:
+                self._inflight[target.id] = (provider, handle, job_id)
             outcome = await provider.wait(handle, lambda s: self._on_status(target.id, s))
+            self._inflight.pop(target.id, None)
             if isinstance(outcome, Failed):
                 self._journal(job_id, "failed", outcome.error)
                 self._spend(target, status.key, handle, None, "failed", billed=outcome.billed)
@@ -312,7 +336,7 @@ class Executor:
                 raise TargetFailed(f"{request.provider} job {handle.request_id} failed{kind}: {outcome.error}")
             result = await provider.result(handle)
             self._journal(job_id, "completed")
-            tmp = self._scratch(target, ".mp4")
+            tmp = self._scratch(target.id, ".mp4")
             try:
                 await provider.fetch(result, tmp)
                 await asyncio.to_thread(self._verify, target, tmp)
@@ -331,7 +355,8 @@ class Executor:
         }
         return tmp, meta
 
-    async def _submit_or_resume(self, target: ClipTarget, provider: Provider, key: str) -> tuple[JobHandle, int | None]:
+    async def _submit_or_resume(self, target: ClipTarget, provider: Provider, key: str,
+                                material: dict[str, Any] | None) -> tuple[JobHandle, int | None]:
         request = target.request
         if provider.paid:
             for job in self.ctx.state.open_jobs():
@@ -354,23 +379,33 @@ class Executor:
         for path in request.input_files():
             uploaded[path] = await self._upload(provider, path)
         payload = provider.build_input(request, uploaded)
-        job_id = None
-        if provider.paid:
-            job_id = self.ctx.state.journal_intent(
-                key=key, target=target.id, provider=request.provider, endpoint=request.endpoint,
-                input_digest=sha256_bytes(canonical_json(payload).encode()),
-                estimate_usd=target.estimate_usd,
-            )
+        if not provider.paid:
+            return await provider.submit(request.endpoint, payload), None
+        # intent → submit → request id is one unit that Ctrl-C must not cut in half: it runs as
+        # its own task, shielded from the target's cancellation and awaited before shutdown.
+        critical = asyncio.ensure_future(self._journaled_submit(target, provider, key, material, payload))
+        self._critical.add(critical)
+        critical.add_done_callback(self._critical.discard)
+        return await asyncio.shield(critical)
+
+    async def _journaled_submit(self, target: ClipTarget, provider: Provider, key: str,
+                                material: dict[str, Any] | None,
+                                payload: dict[str, Any]) -> tuple[JobHandle, int | None]:
+        request = target.request
+        job_id = self.ctx.state.journal_intent(
+            key=key, target=target.id, provider=request.provider, endpoint=request.endpoint,
+            input_digest=sha256_bytes(canonical_json(payload).encode()),
+            estimate_usd=target.estimate_usd, material=material,
+        )
         crash_point("after-intent")
         try:
             handle = await provider.submit(request.endpoint, payload)
         except ProviderError as exc:
-            if job_id is not None and not getattr(exc, "uncertain", False):
+            if not getattr(exc, "uncertain", False):
                 self.ctx.state.journal_state(job_id, "failed", str(exc))
             raise
         crash_point("after-submit")
-        if job_id is not None:
-            self.ctx.state.journal_submitted(job_id, handle.request_id, handle.to_json())
+        self.ctx.state.journal_submitted(job_id, handle.request_id, handle.to_json())
         crash_point("after-journal")
         self.ctx.report("submitted", target.id, request_id=handle.request_id)
         return handle, job_id
@@ -430,3 +465,37 @@ class Executor:
             estimate_usd=float(meta.get("cost_usd") or 0.0), actual_usd=0.0,
             outcome="cache_hit", billed=False,
         )
+
+    async def _collect_orphan(self, job: Any) -> None:
+        """A paid job whose clip changed since: finish it and keep its result in the cache (it
+        was paid for; reverting the edit restores it for free)."""
+        from aivpbuild.fsutil import sha256_file
+        from aivpbuild.media.probe import probe
+
+        tid = job.target
+        try:
+            provider = self.ctx.providers(job.provider)
+            handle = JobHandle.from_json(job.handle)
+            outcome = await provider.wait(handle)
+            if isinstance(outcome, Failed):
+                self._journal(job.id, "failed", outcome.error)
+                return
+            result = await provider.result(handle)
+            tmp = self._scratch(tid, ".mp4")
+            await provider.fetch(result, tmp)
+            await asyncio.to_thread(probe, tmp)
+            digest, size = sha256_file(tmp), tmp.stat().st_size
+            self.ctx.cache.put_file(tmp, digest, move=True)
+            if job.material is not None:
+                meta = {"provider": job.provider, "model": job.endpoint, "request_id": job.request_id,
+                        "seed": result.seed, "video_url": result.video_url,
+                        "cost_usd": result.cost_usd if result.cost_usd is not None else job.estimate_usd,
+                        "built_at": utc_now()}
+                self.ctx.cache.record(job.key, job.material, Take(digest, size, utc_now(), meta))
+            self._journal(job.id, "fetched")
+            self.ctx.report("notice", tid, message=f"saved the result of the earlier {job.provider} job "
+                            f"{job.request_id} for {tid} in the cache (its clip has changed since)")
+        except asyncio.CancelledError:
+            raise
+        except AivpError as exc:
+            self.ctx.report("notice", tid, message=f"could not collect the earlier job {job.request_id}: {exc}")

@@ -55,6 +55,8 @@ class PlainReporter:
         if kind == "interrupted":
             if info.get("again"):
                 return "interrupted again: exiting now (journaled jobs resume on the next run)"
+            if info.get("cancelling"):
+                return "interrupted: cancelling submitted paid jobs (Ctrl-C again to exit at once)"
             return ("interrupted: no new jobs will start; paid jobs already submitted stay "
                     "journaled and the next run picks them up (Ctrl-C again to exit at once)")
         if kind in self.VERBS:

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     input_digest TEXT NOT NULL, request_id TEXT, handle TEXT,
     state TEXT NOT NULL,            -- intent | submitted | completed | failed | cancelled | fetched
     estimate_usd REAL, error TEXT,
+    material TEXT,                  -- the key material, so an orphaned result can be cached
     created_at REAL NOT NULL, submitted_at REAL, updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key);
@@ -64,6 +65,7 @@ class JobRecord:
     state: str
     estimate_usd: float | None
     error: str | None
+    material: dict[str, Any] | None
     created_at: float
     submitted_at: float | None
     updated_at: float
@@ -133,15 +135,17 @@ class StateDB:
     # ------------------------------------------------------------------ job journal
     def journal_intent(
         self, *, key: str, target: str, provider: str, endpoint: str, input_digest: str,
-        estimate_usd: float | None,
+        estimate_usd: float | None, material: dict[str, Any] | None = None,
     ) -> int:
         """Record, durably, that we are about to submit a paid job. Returns the journal id."""
         now = time.time()
         with self.transaction():
             cur = self.conn.execute(
                 "INSERT INTO jobs(key, target, provider, endpoint, input_digest, state, "
-                "estimate_usd, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'intent', ?, ?, ?)",
-                (key, target, provider, endpoint, input_digest, estimate_usd, now, now),
+                "estimate_usd, material, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
+                (key, target, provider, endpoint, input_digest, estimate_usd,
+                 json.dumps(material, sort_keys=True) if material is not None else None, now, now),
             )
         return int(cur.lastrowid or 0)
 
@@ -226,10 +230,10 @@ class _Transaction:
 
 def _job(row: tuple[Any, ...]) -> JobRecord:
     (id_, key, target, provider, endpoint, input_digest, request_id, handle, state,
-     estimate, error, created, submitted, updated) = row
+     estimate, error, material, created, submitted, updated) = row
     return JobRecord(
         id=id_, key=key, target=target, provider=provider, endpoint=endpoint,
         input_digest=input_digest, request_id=request_id,
         handle=json.loads(handle) if handle else None, state=state, estimate_usd=estimate,
-        error=error, created_at=created, submitted_at=submitted, updated_at=updated,
+        error=error, material=json.loads(material) if material else None, created_at=created, submitted_at=submitted, updated_at=updated,
     )

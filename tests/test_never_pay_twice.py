@@ -125,3 +125,60 @@ def test_ctrl_c_leaves_jobs_journaled_and_the_next_run_collects_them(tmp_path: P
     again = build(root, fal)
     assert again.returncode == 0, again.stdout + again.stderr
     assert_all_built_once(root, fal)
+
+
+def test_a_paid_job_whose_clip_changed_is_still_collected_into_the_cache(tmp_path: Path, fal: FalFake) -> None:
+    root = project(tmp_path / "p")
+    assert build(root, fal, "s00", crash="while-polling:1").returncode == -signal.SIGKILL
+    assert len(fal.ledger) == 1
+    manifest = root / "project.aivp.yaml"
+    original = manifest.read_text()
+    manifest.write_text(original.replace("prompt: shot 0\n", "prompt: shot zero, reworded\n"))
+    changed = build(root, fal, "s00")
+    assert changed.returncode == 0, changed.stderr
+    assert "is no longer wanted" in changed.stdout and "saved the result" in changed.stdout
+    assert len(fal.ledger) == 2  # the reworded clip, once
+    manifest.write_text(original)  # back to the first prompt: its paid result is in the cache
+    reverted = build(root, fal, "s00")
+    assert reverted.returncode == 0 and "restored from cache s00" in reverted.stdout
+    assert len(fal.ledger) == 2
+
+
+def test_jobs_lists_and_cancels_journaled_jobs(tmp_path: Path, fal: FalFake) -> None:
+    from tests.helpers import run_cli
+
+    fal.run_seconds = 30  # jobs stay running
+    root = project(tmp_path / "p")
+    assert build(root, fal, "s00", crash="after-journal:1").returncode == -signal.SIGKILL
+    request_id = fal.ledger[0]["request_id"]
+    env = {"FAL_KEY": KEY, "AIVP_FAL_QUEUE_URL": fal.queue_url, "AIVP_FAL_REST_URL": fal.rest_url}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        listing = run_cli("jobs", "-C", str(root))
+        assert request_id in listing.out and "submitted" in listing.out and "$0.05" in listing.out
+        cancel = run_cli("jobs", "-C", str(root), "cancel", "--all")
+        assert cancel.code == 0 and f"cancel requested for fal {request_id}" in cancel.out
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    assert fal.jobs[request_id].cancelled
+    assert "cancelled" in run_cli("jobs", "-C", str(root)).out
+
+
+def test_cancel_on_interrupt_cancels_in_flight_jobs(tmp_path: Path, fal: FalFake) -> None:
+    fal.run_seconds = 30
+    root = project(tmp_path / "p", concurrency=4)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAL_KEY": KEY, "AIVP_FAL_QUEUE_URL": fal.queue_url,
+           "AIVP_FAL_REST_URL": fal.rest_url}
+    proc = subprocess.Popen([sys.executable, "-m", "aivpbuild", "-C", str(root), "--cancel-on-interrupt"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(fal.ledger) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "cancelling submitted paid jobs" in out
+    assert len(fal.ledger) == 4 and all(job.cancelled for job in fal.jobs.values())

@@ -235,5 +235,6 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
         id=id_, key=key, target=target, provider=provider, endpoint=endpoint,
         input_digest=input_digest, request_id=request_id,
         handle=json.loads(handle) if handle else None, state=state, estimate_usd=estimate,
-        error=error, material=json.loads(material) if material else None, created_at=created, submitted_at=submitted, updated_at=updated,
+        error=error, material=json.loads(material) if material else None, created_at=created,
+        submitted_at=submitted, updated_at=updated,
     )

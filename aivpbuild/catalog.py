@@ -8,8 +8,9 @@ what the model accepts and the nearest valid value: never a paid 422.
 Built-in families live in ``data/catalog.yaml``; the manifest's ``models:`` adds or overrides
 entries. A user model for Replicate is ``endpoint: owner/name`` (or ``owner/name:version``),
 for ComfyUI ``workflow: path/to/workflow_api.json``; their payload is ``prompt``, ``duration``,
-``seed`` (when set), ``negative_prompt`` (when set), plus ``params:``, and for ComfyUI also
-``workflow``, ``width``, ``height``, ``fps`` and ``frames``, which fill the workflow's placeholders.
+``seed`` (when set), ``negative_prompt`` (when set), plus ``params:``; for Replicate also
+``resolution`` and ``aspect_ratio``, for ComfyUI ``workflow``, ``width``, ``height``, ``fps`` and
+``frames``, which fill the workflow's placeholders.
 """
 
 from __future__ import annotations
@@ -339,7 +340,10 @@ def _check_params(clip: ClipParams, fam: ModelFamily) -> None:
 
 
 def _user_payload(clip: ClipParams, fam: ModelFamily) -> dict[str, Any]:
-    payload: dict[str, Any] = {"prompt": clip.prompt, "duration": clip.duration}
+    seconds = int(clip.duration) if float(clip.duration).is_integer() else clip.duration
+    payload: dict[str, Any] = {"prompt": clip.prompt, "duration": seconds}
+    if fam.provider == "replicate":
+        payload.update(resolution=clip.resolution, aspect_ratio=clip.aspect_ratio)
     if clip.seed is not None:
         payload["seed"] = clip.seed
     if clip.negative_prompt:

@@ -131,7 +131,8 @@ def test_manifest_models_add_and_override() -> None:
     })
     wan = resolve(catalog, clip("acme/wan-video", provider="replicate"))
     assert wan.endpoint == "acme/wan-video" and wan.estimate_usd == pytest.approx(0.25)
-    assert wan.payload == {"prompt": "A courier in a yellow raincoat.", "duration": 5, "seed": 7}
+    assert wan.payload == {"prompt": "A courier in a yellow raincoat.", "duration": 5, "seed": 7,
+                           "resolution": "720p", "aspect_ratio": "16:9"}
     veo = resolve(catalog, clip("fal-ai/veo3.1", resolution="1080p", duration=8, audio=True))
     assert veo.estimate_usd == pytest.approx(4.0)
     unpriced = load_catalog({"me/x": ModelOverride(provider="fal", endpoint="me/x")})

@@ -178,7 +178,7 @@ class ReplicateProvider(Provider):
         output = prediction.get("output")
         urls = [output] if isinstance(output, str) else [o for o in output or [] if isinstance(o, str)]
         videos = [u for u in urls if u.split("?")[0].endswith((".mp4", ".mov", ".webm"))]
-        video = (videos or urls or [None])[0]
+        video = (videos or urls or [""])[0]
         if not video:
             raise ProviderError(f"result of {handle.request_id}: the prediction has no output URL")
         metrics = prediction.get("metrics") or {}

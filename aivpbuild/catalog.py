@@ -177,6 +177,10 @@ def load_catalog(overrides: Mapping[str, ModelOverride] | None = None) -> Catalo
             entry["endpoints"] = {"t2v": given["endpoint"], "i2v": given["endpoint"]}
         entry.update({k: v for k, v in given.items() if k != "endpoint"})
         entry["user"] = True
+        if entry.get("provider") == "comfyui":  # one workflow serves both modes
+            entry.setdefault("endpoints", {"t2v": f"comfyui/{name}", "i2v": f"comfyui/{name}"})
+            entry.setdefault("image_field", "image")
+            entry.setdefault("end_image_field", "end_image")
         price = entry.setdefault("price", {})
         for key in ("price_per_second", "price_per_second_audio"):
             if key in given:

@@ -190,8 +190,10 @@ class Executor:
             self._finish(tid, outcome)
         except asyncio.CancelledError:
             self._finish(tid, Outcome(tid, "skipped", error="interrupted"))
-        except (TargetFailed, AivpError) as exc:
-            message = str(exc)
+        except (TargetFailed, AivpError, Exception) as exc:
+            # An unexpected exception fails its target loudly instead of vanishing in gather().
+            known = isinstance(exc, TargetFailed | AivpError)
+            message = str(exc) if known else f"internal error: {type(exc).__name__}: {exc}"
             self._finish(tid, Outcome(tid, "failed", error=message, seconds=time.monotonic() - start))
             self.ctx.report("failed", tid, error=message)
             if not self.options.keep_going:

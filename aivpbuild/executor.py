@@ -241,7 +241,7 @@ class Executor:
             else:
                 tmp, meta = await self._assemble(target), {}
                 action = "assembled"
-            self._store(target, status, tmp, meta)
+            await self._store(target, status, tmp, meta)
             outcome = Outcome(target.id, action, status, cost_usd=float(meta.get("cost_usd") or 0.0))
             self._record_done(target, status, outcome, meta)
             self.ctx.report("done", target.id, action=action)
@@ -277,16 +277,27 @@ class Executor:
             self.ctx.report("notice", target.id, message=f"{target.output} had local changes; "
                             f"they are kept in the cache as object {digest[:12]}")
 
-    def _store(self, target: Target, status: TargetStatus, tmp: Path, meta: dict[str, Any]) -> None:
+    async def _store(self, target: Target, status: TargetStatus, tmp: Path, meta: dict[str, Any]) -> None:
+        """Cache the made file (object + take record), then copy it into place: the file work runs
+        in a thread so many finishing jobs do not queue up behind each other's hashing."""
         assert status.key is not None and status.material is not None
-        size = tmp.stat().st_size
-        from aivpbuild.fsutil import sha256_file
+        key, material = status.key, status.material
+        self._save_modified(target)
 
-        digest = sha256_file(tmp)
-        self.ctx.cache.put_file(tmp, digest, move=True)
-        take = Take(digest=digest, size=size, created_at=utc_now(), metadata=meta)
-        status.action = self.ctx.cache.record(status.key, status.material, take)
-        self._restore(target, digest)
+        def store() -> str:
+            from aivpbuild.fsutil import sha256_file
+
+            size = tmp.stat().st_size
+            digest = sha256_file(tmp)
+            self.ctx.cache.put_file(tmp, digest, move=True)
+            take = Take(digest=digest, size=size, created_at=utc_now(), metadata=meta)
+            status.action = self.ctx.cache.record(key, material, take)
+            self.ctx.cache.restore(digest, self.ctx.root / target.output)
+            return digest
+
+        digest = await asyncio.to_thread(store)
+        self.ctx.state.remember_digest(self.ctx.root, target.output, digest)
+        self.digests[target.id] = digest
 
     def _record_done(self, target: Target, status: TargetStatus, outcome: Outcome,
                      meta: dict[str, Any]) -> None:
@@ -341,13 +352,18 @@ class Executor:
             tmp = self._scratch(target.id, ".mp4")
             try:
                 await provider.fetch(result, tmp)
-                await asyncio.to_thread(self._verify, target, tmp)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            self._journal(job_id, "fetched")
-            cost = result.cost_usd if result.cost_usd is not None else target.estimate_usd
-            self._spend(target, status.key, handle, cost, "succeeded", billed=provider.paid)
+        # The slot is free once the file is here: checking and storing it can overlap other jobs.
+        try:
+            await asyncio.to_thread(self._verify, target, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._journal(job_id, "fetched")
+        cost = result.cost_usd if result.cost_usd is not None else target.estimate_usd
+        self._spend(target, status.key, handle, cost, "succeeded", billed=provider.paid)
         meta = {
             "provider": request.provider, "model": request.endpoint, "mode": request.mode,
             "request_id": handle.request_id, "seed": result.seed if result.seed is not None else request.seed,

@@ -167,16 +167,19 @@ class Provider(ABC):
     async def wait(
         self, handle: JobHandle, on_status: Callable[[JobStatus], None] | None = None
     ) -> Completed | Failed:
-        """Poll every ``poll_interval`` seconds until the job completes or fails."""
+        """Poll until the job completes or fails: quickly at first (short jobs finish on time),
+        backing off to ``poll_interval`` (long jobs cost a request every few seconds, not 10/s)."""
         import asyncio
 
+        delay = min(0.25, self.poll_interval)
         while True:
             status = await self.poll(handle)
             if on_status is not None:
                 on_status(status)
             if isinstance(status, Completed | Failed):
                 return status
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(delay)
+            delay = min(self.poll_interval, delay * 1.5)
 
     async def cancel(self, handle: JobHandle) -> None:
         """Ask the provider to stop a job (best effort)."""

@@ -22,7 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.fal import FalFake  # noqa: E402
+from tests.fakes.fal import FalFake
 
 LATENCY = 2.0
 CONCURRENCY = 32

@@ -134,8 +134,9 @@ class Executor:
         try:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
+            if not self._interrupts:  # after one Ctrl-C the next must keep exiting at once
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signal.SIGINT)
             if self._critical:  # submits already on the wire: let them journal their request ids
                 await asyncio.gather(*self._critical, return_exceptions=True)
             if self.ctx.close_providers is not None:
@@ -145,18 +146,21 @@ class Executor:
 
     def _on_interrupt(self) -> None:
         self._interrupts += 1
-        if self._interrupts > 1:
-            # Every write is atomic and every journal step committed: leaving now is safe.
-            import os
-
-            self.ctx.report("interrupted", None, again=True)
-            os._exit(130)
+        signal.signal(signal.SIGINT, self._exit_now)  # a second Ctrl-C, wherever it lands
         self._stopping = True
         self.ctx.report("interrupted", None, again=False, cancelling=self.options.cancel_on_interrupt)
         if self.options.cancel_on_interrupt and self._inflight:
             asyncio.get_running_loop().create_task(self._cancel_inflight())
             return
         self._cancel_tasks()
+
+    def _exit_now(self, _signum: int, _frame: Any) -> None:
+        """Second Ctrl-C: leave at once. Every file write is atomic and every journal step is
+        committed, so nothing is corrupted; submitted jobs resume on the next run."""
+        import os
+
+        self.ctx.report("interrupted", None, again=True)
+        os._exit(130)
 
     def _cancel_tasks(self) -> None:
         for task in self._tasks:

@@ -137,3 +137,44 @@ def test_the_key_appears_nowhere(tmp_path: Path, fal: FalFake) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_queue_position_and_logs_are_shown(tmp_path: Path, fal: FalFake) -> None:
+    fal.queue_seconds, fal.run_seconds = 0.3, 0.3
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
+    result = run_cli("-C", str(root))
+    assert result.code == 0
+    assert "queued a (position" in result.out and "a: loading model" in result.out
+
+
+def test_app_level_5xx_and_timeouts(tmp_path: Path, fal: FalFake) -> None:
+    # a 503 that reached the app (x-fal-request-id) is not an ingress error: not retried
+    fal.inject("submit", status=503, headers={"x-fal-request-id": "r1", "X-Fal-Error-Type": "runner_disconnected"},
+               body={"detail": "runner disconnected"})
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
+    result = run_cli("-C", str(root))
+    assert result.code == 1 and "503 (runner_disconnected)" in result.out
+    # a status request that hangs past the client timeout is retried (a GET is safe to repeat)
+    fal.inject("status", delay=1.0)
+    root2 = fal_project(tmp_path / "q", clips={"b": {"prompt": "y"}},
+                        providers={"fal": {"poll_interval": 0.02, "timeout": 0.4}})
+    assert run_cli("-C", str(root2)).code == 0
+    assert len(fal.billable_count()) == 1  # the 503 submit was never accepted
+
+
+def test_caller_timeout_504_is_not_retried(tmp_path: Path, fal: FalFake) -> None:
+    fal.inject("result", status=504, headers={"X-Fal-Request-Timeout-Type": "user", "x-fal-request-id": "r"},
+               body={"detail": "request timed out"})
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
+    result = run_cli("-C", str(root))
+    assert result.code == 1 and "504" in result.out
+    assert sum(1 for m, p in fal.requests if m == "GET" and "/requests/" in p and not p.endswith("/status")) == 1
+
+
+def test_an_expired_output_fails_clearly_without_resubmitting(tmp_path: Path, fal: FalFake) -> None:
+    fal.expire_after = 0.0
+    fal.inject("download", delay=0.2)  # the output expires while we are on our way to it
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
+    result = run_cli("-C", str(root))
+    assert result.code == 1 and "gone from the provider" in result.out
+    assert len(fal.ledger) == 1

@@ -163,6 +163,12 @@ class Project:
         total = check_budget(statuses, limit)
         if confirm is not None and total > self.plan.confirm_usd and not confirm(total, most_expensive(statuses)):
             raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
+        if all(s.state == "up to date" for s in statuses):  # a no-op: nothing to lock or write
+            from aivpbuild.executor import BuildResult, Outcome
+
+            for notice in self.notices():
+                report("notice", None, message=notice)
+            return BuildResult({s.target: Outcome(s.target, "up to date", s) for s in statuses})
         selected = self.select(targets)
         order = [t for t in self.order if selected is None or t in selected]
         forced = frozenset(order if force and selected is None else (selected or set()) if force else ())

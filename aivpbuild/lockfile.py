@@ -25,7 +25,7 @@ class LockFile:
     def __init__(self, path: Path, entries: dict[str, dict[str, Any]] | None = None) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = entries or {}
-        self._written = self.render() if entries is not None else None
+        self._written: str | None = None
         self._pending = False
         self._last_write_at = 0.0
         self._last_write_cost = 0.0
@@ -36,7 +36,12 @@ class LockFile:
             text = path.read_text("utf-8")
         except FileNotFoundError:
             return cls(path, {})
-        import yaml
+        entries = _parse_own_format(text)
+        if entries is not None:
+            lock = cls(path, entries)
+            lock._written = text
+            return lock
+        import yaml  # written or merged by hand: read it as the YAML it is
 
         try:
             data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -98,3 +103,29 @@ def _scalar(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_scalar(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def _parse_own_format(text: str) -> dict[str, dict[str, Any]] | None:
+    """Fast path for the layout :meth:`LockFile.render` writes (JSON scalars, fixed indents);
+    None when the text is laid out any other way."""
+    lines = text.splitlines()
+    if len(lines) < 3 or lines[0] != _HEADER.rstrip("\n") or lines[1] != "version: 1":
+        return None
+    if lines[2] == "targets: {}":
+        return {} if len(lines) == 3 else None
+    if lines[2] != "targets:":
+        return None
+    entries: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    try:
+        for line in lines[3:]:
+            if line.startswith("    ") and current is not None:
+                name, _, value = line[4:].partition(": ")
+                current[name] = json.loads(value)
+            elif line.startswith('  "') and line.endswith(":"):
+                current = entries.setdefault(json.loads(line[2:-1]), {})
+            else:
+                return None
+    except ValueError:
+        return None
+    return entries

@@ -17,7 +17,7 @@ from typing import Any
 
 from aivpbuild.errors import AivpError, ManifestError
 from aivpbuild.fsutil import is_within
-from aivpbuild.keys import KEY_SCHEMA
+from aivpbuild.keys import KEY_SCHEMA, key_of
 from aivpbuild.manifest import Clip, ClipSettings, FrameRef, Manifest, locate, output_size
 from aivpbuild.prompts import prompt_identity, render_prompt
 from aivpbuild.providers.base import GenerationRequest
@@ -74,10 +74,10 @@ class Planner:
             targets.update((f.id, f) for f in self.frames.values() if f.clip_id == clip.clip_id)
         if self.manifest.edit is not None:
             edit = self.manifest.edit
+            material = {"kind": "edit", "schema": KEY_SCHEMA, "assembler": ASSEMBLER_VERSION}
             targets["edit:final"] = EditTarget(
-                id="edit:final", output=edit.output,
-                upstream={t.clip_id: t.id for t in clips},
-                material={"kind": "edit", "schema": KEY_SCHEMA, "assembler": ASSEMBLER_VERSION},
+                id="edit:final", output=edit.output, upstream={t.clip_id: t.id for t in clips},
+                material=material, static_key=key_of(material),
             )
         budget = self.manifest.budget
         return Plan(name=self.manifest.name, profile=self.profile, targets=targets,
@@ -177,7 +177,7 @@ class Planner:
         return ClipTarget(
             id=clip_target_id(clip_id), clip_id=clip_id, output=f"{CLIPS_DIR}/{clip_id}.mp4",
             request=request, inputs=inputs, upstream=upstream, material=material,
-            estimate_usd=resolution.estimate_usd, notices=tuple(notices),
+            estimate_usd=resolution.estimate_usd, notices=tuple(notices), static_key=key_of(material),
         )
 
     def _resolve(self, clip_id: str, clip: Clip, values: dict[str, Any], prompt: str,
@@ -240,8 +240,9 @@ class Planner:
                 id=target_id, clip_id=ref.clip, which=ref.frame,
                 output=f"{FRAMES_DIR}/{ref.clip}-{ref.frame}.png",
                 upstream={"clip": clip_target_id(ref.clip)},
-                material={"kind": "frame", "schema": KEY_SCHEMA, "which": ref.frame,
-                          "extractor": FRAME_VERSION},
+                material=(material := {"kind": "frame", "schema": KEY_SCHEMA, "which": ref.frame,
+                                       "extractor": FRAME_VERSION}),
+                static_key=key_of(material),
             )
         return self.frames[target_id]
 

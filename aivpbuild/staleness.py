@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aivpbuild.cache import Action, Cache
-from aivpbuild.keys import explain_change, key_of
+from aivpbuild.keys import KEY_SCHEMA, explain_change, key_of
 from aivpbuild.lockfile import LockFile
 from aivpbuild.state import StateDB
 from aivpbuild.targets import ClipTarget, Target
@@ -62,36 +62,40 @@ class Evaluator:
         self.cache = cache
         self.lock = lock
 
-    def material(self, target: Target, upstream: Mapping[str, str | None]) -> dict[str, Any] | None:
-        """Full key material, or None when an upstream output is not known yet."""
-        material = dict(target.material)
-        if isinstance(target, ClipTarget):
-            material["inputs"] = {
-                role: {"path": rel, "digest": self.state.digest(self.root, rel)}
-                for role, rel in target.inputs.items()
-            }
+    def material(self, target: Target, upstream: Mapping[str, str | None]) -> tuple[str, dict[str, Any]] | None:
+        """(key, full key material), or None when an upstream output is not known yet.
+
+        The key is a Merkle hash: the target's precomputed static digest plus the digests of its
+        input files and upstream outputs, so a no-op run hashes only a few short strings.
+        """
+        inputs = {
+            role: {"path": rel, "digest": self.state.digest(self.root, rel)}
+            for role, rel in (target.inputs.items() if isinstance(target, ClipTarget) else ())
+        }
         ups: dict[str, Any] = {}
         for role, dep in target.upstream.items():
             digest = upstream.get(dep)
             if digest is None:
                 return None
             ups[role] = {"target": dep, "digest": digest}
-        material["upstream"] = ups
-        return material
+        key = key_of({"schema": KEY_SCHEMA, "static": target.static_key or key_of(target.material),
+                      "inputs": {r: v["digest"] for r, v in inputs.items()},
+                      "upstream": {r: v["digest"] for r, v in ups.items()}})
+        return key, {**target.material, "inputs": inputs, "upstream": ups}
 
     def evaluate(self, target: Target, upstream: Mapping[str, str | None], *,
                  forced: bool = False, rejected: bool = False) -> TargetStatus:
         status = TargetStatus(target=target.id, state=MISSING, estimate_usd=target.estimate_usd)
-        material = self.material(target, upstream)
+        computed = self.material(target, upstream)
         entry = self.lock.get(target.id)
-        if material is None:
+        if computed is None:
             if entry is None:
                 return status
             waiting = [d.split(":", 1)[1].split("@")[0] for d in target.deps if upstream.get(d) is None]
             status.state = CHANGED
             status.reasons = [f"upstream {', '.join(dict.fromkeys(waiting))} (rebuilding)"]
             return status
-        key = key_of(material)
+        key, material = computed
         status.key, status.material = key, material
         if forced:
             status.state = FORCED
@@ -99,10 +103,12 @@ class Evaluator:
         if rejected:
             status.state = REJECTED
             return status
-        output = self.root / target.output
         if entry and entry.get("key") == key:
-            if output.is_file():
-                digest = self.state.digest(self.root, target.output)
+            try:
+                digest: str | None = self.state.digest(self.root, target.output)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                digest = None
+            if digest is not None:
                 status.digest = digest
                 status.state = UP_TO_DATE if digest == entry.get("digest") else MODIFIED
                 if status.state == MODIFIED:

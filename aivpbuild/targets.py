@@ -25,6 +25,7 @@ class ClipTarget:
     estimate_usd: float | None = 0.0
     notices: tuple[str, ...] = ()
     kind: str = "clip"
+    static_key: str = ""              # sha256 of ``material``: the key's precomputed half
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -42,6 +43,7 @@ class FrameTarget:
     kind: str = "frame"
     estimate_usd: float | None = 0.0
     notices: tuple[str, ...] = ()
+    static_key: str = ""
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -58,6 +60,7 @@ class EditTarget:
     kind: str = "edit"
     estimate_usd: float | None = 0.0
     notices: tuple[str, ...] = ()
+    static_key: str = ""
 
     @property
     def deps(self) -> tuple[str, ...]:

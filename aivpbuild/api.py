@@ -116,7 +116,8 @@ class Project:
 
         state = StateDB(self.root / AIVP_DIR / "state.db")
         try:
-            yield state, Cache(self.root / AIVP_DIR / "cache"), LockFile.load(self.root / LOCK_NAME)
+            lock = LockFile.load(self.root / LOCK_NAME, memo=self.root / AIVP_DIR / "lock.pickle")
+            yield state, Cache(self.root / AIVP_DIR / "cache"), lock
         finally:
             state.close()
 

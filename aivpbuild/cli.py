@@ -19,13 +19,29 @@ from aivpbuild import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+#: Options that take a value, so the word after them is never mistaken for a command.
+VALUE_OPTIONS = {"-C", "-f", "--profile", "-j", "--jobs", "--max-cost", "--format", "-o", "--output",
+                 "--width", "--name"}
+
+
 class DefaultBuildGroup(click.Group):
-    """``aivpbuild [TARGETS] [OPTIONS]`` means ``aivpbuild build ...``."""
+    """``aivpbuild [TARGETS] [OPTIONS]`` means ``aivpbuild build ...``, and a command may come
+    after the common options (``aivpbuild -C film status``)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
-            args = ["build", *args]
-        return super().parse_args(ctx, args)
+        if args and args[0] in ("-h", "--help", "--version"):
+            return super().parse_args(ctx, args)
+        skip = False
+        for i, arg in enumerate(args):
+            if skip:
+                skip = False
+            elif arg in VALUE_OPTIONS:
+                skip = True
+            elif not arg.startswith("-"):
+                if arg in self.commands:
+                    return super().parse_args(ctx, [arg, *args[:i], *args[i + 1:]])
+                break
+        return super().parse_args(ctx, ["build", *args])
 
 
 def project_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -31,12 +31,20 @@ class LockFile:
         self._last_write_cost = 0.0
 
     @classmethod
-    def load(cls, path: Path) -> LockFile:
+    def load(cls, path: Path, memo: Path | None = None) -> LockFile:
+        """Read the lock; ``memo`` is a local pickle of the parsed entries, reused while the
+        lock file's size, mtime and inode are unchanged (large projects parse it once)."""
         try:
             text = path.read_text("utf-8")
+            st = path.stat()
         except FileNotFoundError:
             return cls(path, {})
-        entries = _parse_own_format(text)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        entries = _load_memo(memo, stamp) if memo is not None else None
+        if entries is None:
+            entries = _parse_own_format(text)
+            if entries is not None and memo is not None:
+                _save_memo(memo, stamp, entries)
         if entries is not None:
             lock = cls(path, entries)
             lock._written = text
@@ -129,3 +137,24 @@ def _parse_own_format(text: str) -> dict[str, dict[str, Any]] | None:
     except ValueError:
         return None
     return entries
+
+
+def _load_memo(memo: Path, stamp: tuple[int, int, int]) -> dict[str, dict[str, Any]] | None:
+    import pickle
+
+    try:
+        with open(memo, "rb") as fh:
+            saved_stamp, entries = pickle.load(fh)  # noqa: S301 - our own local state file
+    except (OSError, ValueError, EOFError, pickle.PickleError):
+        return None
+    return entries if saved_stamp == stamp else None
+
+
+def _save_memo(memo: Path, stamp: tuple[int, int, int], entries: dict[str, dict[str, Any]]) -> None:
+    import contextlib
+    import pickle
+
+    from aivpbuild.fsutil import atomic_write_bytes
+
+    with contextlib.suppress(OSError):
+        atomic_write_bytes(memo, pickle.dumps((stamp, entries), protocol=pickle.HIGHEST_PROTOCOL))

@@ -96,7 +96,7 @@ class StateDB:
                 row[0]: (row[1], row[2], row[3], row[4])
                 for row in self.conn.execute("SELECT path, inode, mtime_ns, size, digest FROM stat_cache")
             }
-        st = os.stat(root / rel)
+        st = os.stat(os.path.join(root, rel))  # str paths: pathlib costs more than the stat
         cached = self._stats.get(rel)
         if cached and cached[:3] == (st.st_ino, st.st_mtime_ns, st.st_size):
             return cached[3]

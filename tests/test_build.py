@@ -272,3 +272,11 @@ def test_clean_then_build_restores_everything(tmp_path: Path, calls: list[str]) 
     assert not (root / "video/clips/a.mp4").exists()
     build(root)
     assert calls == [] and (root / "video/final.mp4").is_file()
+
+
+def test_commands_may_follow_the_common_options(tmp_path: Path) -> None:
+    root = chain_project(tmp_path / "p")
+    assert "clip:a" in run_cli("-C", str(root), "status").out
+    assert run_cli("-C", str(root), "graph", "--format", "dot").out.startswith("digraph")
+    dry = run_cli("-C", str(root), "-n", "a")  # a target, not a command: builds (dry run)
+    assert dry.code == 0 and "clip:a" in dry.out

@@ -144,7 +144,7 @@ def _load_memo(memo: Path, stamp: tuple[int, int, int]) -> dict[str, dict[str, A
 
     try:
         with open(memo, "rb") as fh:
-            saved_stamp, entries = pickle.load(fh)  # noqa: S301 - our own local state file
+            saved_stamp, entries = pickle.load(fh)  # our own local state file
     except (OSError, ValueError, EOFError, pickle.PickleError):
         return None
     return entries if saved_stamp == stamp else None

@@ -280,3 +280,35 @@ def test_commands_may_follow_the_common_options(tmp_path: Path) -> None:
     assert run_cli("-C", str(root), "graph", "--format", "dot").out.startswith("digraph")
     dry = run_cli("-C", str(root), "-n", "a")  # a target, not a command: builds (dry run)
     assert dry.code == 0 and "clip:a" in dry.out
+
+
+def test_a_lock_held_by_a_dead_process_is_taken_over(tmp_path: Path, calls: list[str]) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = chain_project(tmp_path / "p")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path; from aivpbuild.buildlock import BuildLock;"
+        "BuildLock(Path(sys.argv[2])).acquire(); print('held', flush=True); time.sleep(60)"),
+        str(Path(__file__).resolve().parents[1]), str(root / ".aivp/build.pid")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    refused = run_cli("-C", str(root))
+    assert refused.code == 2 and f"pid {holder.pid}" in refused.err
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    time.sleep(0.05)
+    assert run_cli("-C", str(root), "-j", "1").code == 0 and sorted(calls) == ["a", "b", "c"]
+
+
+def test_build_json_lines(tmp_path: Path) -> None:
+    root = chain_project(tmp_path / "p")
+    result = run_cli("-C", str(root), "--json", "-j", "1")
+    assert result.code == 0
+    events = [json.loads(line) for line in result.out.splitlines()]
+    assert {"started", "done", "summary"} <= {e["event"] for e in events}
+    assert events[-1]["counts"]["generated"] == 3

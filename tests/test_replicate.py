@@ -98,12 +98,13 @@ def test_failed_prediction_and_422(tmp_path: Path, replicate: ReplicateFake) -> 
     assert result.code == 1 and "duration must be <= 4" in result.out
 
 
-def test_sigkill_while_polling_then_resume_once(tmp_path: Path, replicate: ReplicateFake) -> None:
-    clips = {f"s{i}": {"prompt": f"shot {i}"} for i in range(6)}
+@pytest.mark.parametrize("crash", ["after-journal:3", "while-polling:4", "mid-download:2"])
+def test_sigkill_then_resume_pays_once(tmp_path: Path, replicate: ReplicateFake, crash: str) -> None:
+    clips = {f"s{i:02d}": {"prompt": f"shot {i}"} for i in range(20)}
     root = project(tmp_path / "p", clips)
     (root / "project.aivp.yaml").write_text((root / "project.aivp.yaml").read_text()
                                             .replace("poll_interval: 0.02", "poll_interval: 0.02\n    concurrency: 1"))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "AIVP_CRASH_AT": "while-polling:4"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AIVP_CRASH_AT": crash}
     killed = subprocess.run([sys.executable, "-m", "aivpbuild", "-C", str(root)], env=env,
                             capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL
@@ -111,7 +112,7 @@ def test_sigkill_while_polling_then_resume_once(tmp_path: Path, replicate: Repli
     again = subprocess.run([sys.executable, "-m", "aivpbuild", "-C", str(root)], env=env,
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert set(replicate.billable_count().values()) == {1} and len(replicate.ledger) == 6
+    assert set(replicate.billable_count().values()) == {1} and len(replicate.ledger) == 20
 
 
 def test_token_appears_nowhere(tmp_path: Path, replicate: ReplicateFake) -> None:

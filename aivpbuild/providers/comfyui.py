@@ -31,11 +31,10 @@ from aivpbuild.providers.base import (
     JobHandle,
     JobResult,
     JobStatus,
-    Provider,
     Queued,
     Running,
 )
-from aivpbuild.providers.http import Sleep, detail, download, json_body
+from aivpbuild.providers.http import HttpProvider, Sleep, detail, download, json_body
 from aivpbuild.providers.settings import ComfyUISettings
 
 DEAD_SECONDS = 30.0
@@ -43,7 +42,7 @@ _QUOTED = re.compile(r'"\{\{\s*(\w+)\s*\}\}"')
 FILE_FIELDS = ("image", "end_image")
 
 
-class ComfyUIProvider(Provider):
+class ComfyUIProvider(HttpProvider):
     name: ClassVar[str] = "comfyui"
     version: ClassVar[str] = "1"
     paid: ClassVar[bool] = True   # GPU time: journaled so a crash never runs a job twice
@@ -53,12 +52,9 @@ class ComfyUIProvider(Provider):
                  sleep: Sleep = asyncio.sleep) -> None:
         if not settings.servers:
             raise ConfigError("providers.comfyui.servers is empty", hint="list at least one ComfyUI URL")
-        self.settings = settings
-        self.root = root
-        self.poll_interval = settings.poll_interval
+        super().__init__(settings=settings, client=client, sleep=sleep)
         self.default_concurrency = settings.concurrency or len(settings.servers)  # type: ignore[misc]
-        self._client = client
-        self._sleep = sleep
+        self.root = root
         self._load: dict[str, int] = dict.fromkeys(settings.servers, 0)
         self._dead_until: dict[str, float] = {}
 
@@ -66,12 +62,6 @@ class ComfyUIProvider(Provider):
     def from_settings(cls, settings: ComfyUISettings | None, root: Path,
                       client: httpx.AsyncClient | None = None) -> ComfyUIProvider:
         return cls(settings=(settings or ComfyUISettings()).resolved(), root=root, client=client)
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.timeout)
-        return self._client
 
     # ------------------------------------------------------------------ the pool
     def _servers(self) -> list[str]:
@@ -221,8 +211,3 @@ class ComfyUIProvider(Provider):
             await self.client.post(f"{server}/interrupt")
         except httpx.TransportError as exc:
             raise ProviderError(f"cancel of {handle.request_id}: {type(exc).__name__}") from None
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None

@@ -25,11 +25,10 @@ from aivpbuild.providers.base import (
     JobHandle,
     JobResult,
     JobStatus,
-    Provider,
     Queued,
     Running,
 )
-from aivpbuild.providers.http import Sleep, backoff, detail, download, json_body, retry_after
+from aivpbuild.providers.http import HttpProvider, Sleep, backoff, detail, download, json_body, retry_after
 from aivpbuild.providers.settings import FalSettings
 from aivpbuild.secrets import FAL_KEY, load_key
 
@@ -48,7 +47,7 @@ def owner_app(endpoint: str) -> str:
     return "/".join(parts[:2])
 
 
-class FalProvider(Provider):
+class FalProvider(HttpProvider):
     name: ClassVar[str] = "fal"
     version: ClassVar[str] = "1"
     paid: ClassVar[bool] = True
@@ -56,13 +55,8 @@ class FalProvider(Provider):
 
     def __init__(self, *, key: str, settings: FalSettings, client: httpx.AsyncClient | None = None,
                  sleep: Sleep = asyncio.sleep) -> None:
+        super().__init__(settings=settings, client=client, sleep=sleep)
         self._key = key
-        self.settings = settings
-        self.poll_interval = settings.poll_interval
-        self.default_concurrency = settings.concurrency or type(self).default_concurrency  # type: ignore[misc]
-        self._client = client
-        self._sleep = sleep
-        self._seen_logs: dict[str, int] = {}
 
     @classmethod
     def from_settings(cls, settings: FalSettings | None, root: Path,
@@ -76,12 +70,6 @@ class FalProvider(Provider):
         return cls(key=key, settings=(settings or FalSettings()).resolved(), client=client)
 
     # ------------------------------------------------------------------ http
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=True)
-        return self._client
-
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Key {self._key}"}
 
@@ -180,7 +168,9 @@ class FalProvider(Provider):
         self._raise(response, what)
         body = json_body(response, what)
         status = body.get("status")
-        logs = self._new_logs(handle.request_id, body.get("logs") or [])
+        logs = self.new_logs(handle.request_id, [
+            str(item.get("message", item)) if isinstance(item, dict) else str(item)
+            for item in body.get("logs") or []])
         if status == "IN_QUEUE":
             return Queued(position=body.get("queue_position"))
         if status == "IN_PROGRESS":
@@ -190,12 +180,6 @@ class FalProvider(Provider):
                 return Failed(error=str(body["error"]), error_type=body.get("error_type"), billed=True)
             return Completed(logs=logs)
         raise ProviderError(f"{what}: unknown status {status!r}")
-
-    def _new_logs(self, request_id: str, logs: list[Any]) -> tuple[str, ...]:
-        seen = self._seen_logs.get(request_id, 0)
-        self._seen_logs[request_id] = len(logs)
-        return tuple(str(item.get("message", item)) if isinstance(item, dict) else str(item)
-                     for item in logs[seen:])
 
     async def result(self, handle: JobHandle) -> JobResult:
         what = f"result of {handle.request_id}"
@@ -216,8 +200,3 @@ class FalProvider(Provider):
         response = await self._call("PUT", handle.urls["cancel"], what=f"cancel of {handle.request_id}")
         if response.status_code not in (200, 202, 400, 404):  # 400: already completed, 404: gone
             self._raise(response, f"cancel of {handle.request_id}")
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None

@@ -18,6 +18,7 @@ import httpx
 
 from aivpbuild.crashpoints import crash_point
 from aivpbuild.errors import ProviderError
+from aivpbuild.providers.base import Provider
 
 Sleep = Callable[[float], Awaitable[None]]
 DOWNLOAD_ATTEMPTS = 4
@@ -102,3 +103,34 @@ def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ProviderError(f"{what}: unexpected response shape")
     return body
+
+
+class HttpProvider(Provider):
+    """What the remote adapters share: their settings, one lazily created httpx client (tests
+    inject a client or a sleep function), and tracking which log lines were already shown."""
+
+    def __init__(self, *, settings: Any, client: httpx.AsyncClient | None = None,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self.settings = settings
+        self.poll_interval = settings.poll_interval
+        self.default_concurrency = settings.concurrency or type(self).default_concurrency  # type: ignore[misc]
+        self._client = client
+        self._sleep = sleep
+        self._seen_logs: dict[str, int] = {}
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=True)
+        return self._client
+
+    def new_logs(self, request_id: str, lines: list[str]) -> tuple[str, ...]:
+        """The log lines of a job not shown yet."""
+        seen = self._seen_logs.get(request_id, 0)
+        self._seen_logs[request_id] = len(lines)
+        return tuple(lines[seen:])
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -27,11 +27,10 @@ from aivpbuild.providers.base import (
     JobHandle,
     JobResult,
     JobStatus,
-    Provider,
     Queued,
     Running,
 )
-from aivpbuild.providers.http import Sleep, backoff, detail, download, json_body, retry_after
+from aivpbuild.providers.http import HttpProvider, Sleep, backoff, detail, download, json_body, retry_after
 from aivpbuild.providers.settings import ReplicateSettings
 from aivpbuild.secrets import REPLICATE_API_TOKEN, load_key
 
@@ -40,7 +39,7 @@ MAX_ATTEMPTS = 6
 _VERSION = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ReplicateProvider(Provider):
+class ReplicateProvider(HttpProvider):
     name: ClassVar[str] = "replicate"
     version: ClassVar[str] = "1"
     paid: ClassVar[bool] = True
@@ -48,13 +47,8 @@ class ReplicateProvider(Provider):
 
     def __init__(self, *, token: str, settings: ReplicateSettings, client: httpx.AsyncClient | None = None,
                  sleep: Sleep = asyncio.sleep) -> None:
+        super().__init__(settings=settings, client=client, sleep=sleep)
         self._token = token
-        self.settings = settings
-        self.poll_interval = settings.poll_interval
-        self.default_concurrency = settings.concurrency or type(self).default_concurrency  # type: ignore[misc]
-        self._client = client
-        self._sleep = sleep
-        self._seen_logs: dict[str, int] = {}
 
     @classmethod
     def from_settings(cls, settings: ReplicateSettings | None, root: Path,
@@ -65,12 +59,6 @@ class ReplicateProvider(Provider):
                 "no Replicate token: set REPLICATE_API_TOKEN in the environment or in a .env file "
                 "(the project's, ~/.env or ~/.aivp/.env)", hint="create one at replicate.com/account")
         return cls(token=token, settings=(settings or ReplicateSettings()).resolved(), client=client)
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=True)
-        return self._client
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
@@ -159,10 +147,7 @@ class ReplicateProvider(Provider):
     async def poll(self, handle: JobHandle) -> JobStatus:
         prediction = json_body(await self._get(handle.urls["get"], f"status of {handle.request_id}"), "status")
         status = prediction.get("status")
-        lines = str(prediction.get("logs") or "").splitlines()
-        seen = self._seen_logs.get(handle.request_id, 0)
-        self._seen_logs[handle.request_id] = len(lines)
-        logs = tuple(lines[seen:])
+        logs = self.new_logs(handle.request_id, str(prediction.get("logs") or "").splitlines())
         if status == "starting":
             return Queued()
         if status == "processing":
@@ -195,8 +180,3 @@ class ReplicateProvider(Provider):
             raise ProviderError(f"cancel of {handle.request_id}: {type(exc).__name__}") from None
         if response.status_code >= 400 and response.status_code != 404:
             self._raise(response, f"cancel of {handle.request_id}")
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None

@@ -2,7 +2,8 @@
 
 ``AIVP_CRASH_AT=after-submit:3`` makes the process SIGKILL itself the third time it passes the
 named point, so tests can kill a real build at an exact step (after the journal intent, after
-the submit, while polling, mid-download). Unset, every call is a dictionary lookup.
+the submit, after journaling the request id, while polling, mid-download, between download and
+cache). Unset, every call is one environment lookup.
 """
 
 from __future__ import annotations

@@ -236,16 +236,23 @@ class Executor:
                 self.ctx.report("restored", target.id)
                 return outcome
             self.ctx.report("started", target.id, state=status.label)
-            if isinstance(target, ClipTarget):
-                tmp, meta = await self._generate(target, status)
-                action = "generated"
-            elif isinstance(target, FrameTarget):
-                tmp, meta = await self._extract(target), {}
-                action = "extracted"
-            else:
-                tmp, meta = await self._assemble(target), {}
-                action = "assembled"
-            await self._store(target, status, tmp, meta)
+            # A provider slot is held until the output is stored: with concurrency 1 no new paid
+            # submit can be on the wire while a finished one is still being secured.
+            async with self._slot(target):
+                if isinstance(target, ClipTarget):
+                    tmp, meta, job_id = await self._generate(target, status)
+                    action = "generated"
+                elif isinstance(target, FrameTarget):
+                    tmp, meta, job_id = await self._extract(target), {}, None
+                    action = "extracted"
+                else:
+                    tmp, meta, job_id = await self._assemble(target), {}, None
+                    action = "assembled"
+                crash_point("before-store")
+                await self._store(target, status, tmp, meta)
+                # Only now is the paid result durable (cache object + take record): closing
+                # the journal entry earlier would let a crash in between pay for it again.
+                self._journal(job_id, "fetched")
             outcome = Outcome(target.id, action, status, cost_usd=float(meta.get("cost_usd") or 0.0))
             self._record_done(target, status, outcome, meta)
             self.ctx.report("done", target.id, action=action)
@@ -255,6 +262,15 @@ class Executor:
         if provider is None:
             return self._global or contextlib.nullcontext()
         return self._provider_limits[provider]
+
+    def _slot(self, target: Target) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The per-provider concurrency limit a clip target works under."""
+        if not isinstance(target, ClipTarget):
+            return contextlib.nullcontext()
+        name = target.request.provider
+        if name not in self._provider_limits:
+            self._provider_limits[name] = asyncio.Semaphore(self.ctx.providers(name).default_concurrency)
+        return self._provider_limits[name]
 
     def _scratch(self, name: str, suffix: str) -> Path:
         scratch = self.ctx.root / ".aivp" / "tmp"
@@ -334,38 +350,30 @@ class Executor:
         await asyncio.to_thread(assemble, clips, tmp)
         return tmp
 
-    async def _generate(self, target: ClipTarget, status: TargetStatus) -> tuple[Path, dict[str, Any]]:
+    async def _generate(self, target: ClipTarget,
+                        status: TargetStatus) -> tuple[Path, dict[str, Any], int | None]:
         request = target.request
         provider = self.ctx.providers(request.provider)
-        if request.provider not in self._provider_limits:
-            self._provider_limits[request.provider] = asyncio.Semaphore(provider.default_concurrency)
         assert status.key is not None
-        async with self._limit(request.provider):
-            handle, job_id = await self._submit_or_resume(target, provider, status.key, status.material)
-            if provider.paid:
-                self._inflight[target.id] = (provider, handle, job_id)
-            outcome = await provider.wait(handle, lambda s: self._on_status(target.id, s))
-            self._inflight.pop(target.id, None)
-            if isinstance(outcome, Failed):
-                self._journal(job_id, "failed", outcome.error)
-                self._spend(target, status.key, handle, None, "failed", billed=outcome.billed)
-                kind = f" ({outcome.error_type})" if outcome.error_type else ""
-                raise TargetFailed(f"{request.provider} job {handle.request_id} failed{kind}: {outcome.error}")
-            result = await provider.result(handle)
-            self._journal(job_id, "completed")
-            tmp = self._scratch(target.id, ".mp4")
-            try:
-                await provider.fetch(result, tmp)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        # The slot is free once the file is here: checking and storing it can overlap other jobs.
+        handle, job_id = await self._submit_or_resume(target, provider, status.key, status.material)
+        if provider.paid:
+            self._inflight[target.id] = (provider, handle, job_id)
+        outcome = await provider.wait(handle, lambda s: self._on_status(target.id, s))
+        self._inflight.pop(target.id, None)
+        if isinstance(outcome, Failed):
+            self._journal(job_id, "failed", outcome.error)
+            self._spend(target, status.key, handle, None, "failed", billed=outcome.billed)
+            kind = f" ({outcome.error_type})" if outcome.error_type else ""
+            raise TargetFailed(f"{request.provider} job {handle.request_id} failed{kind}: {outcome.error}")
+        result = await provider.result(handle)
+        self._journal(job_id, "completed")
+        tmp = self._scratch(target.id, ".mp4")
         try:
+            await provider.fetch(result, tmp)
             await asyncio.to_thread(self._verify, target, tmp)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._journal(job_id, "fetched")
         cost = result.cost_usd if result.cost_usd is not None else target.estimate_usd
         self._spend(target, status.key, handle, cost, "succeeded", billed=provider.paid)
         meta = {
@@ -375,7 +383,7 @@ class Executor:
             "cost_usd": cost if provider.paid else 0.0, "built_at": utc_now(),
             **{k: v for k, v in result.metadata.items() if k in ("notes",)},
         }
-        return tmp, meta
+        return tmp, meta, job_id
 
     async def _submit_or_resume(self, target: ClipTarget, provider: Provider, key: str,
                                 material: dict[str, Any] | None) -> tuple[JobHandle, int | None]:

@@ -62,7 +62,7 @@ def assert_all_built_once(root: Path, fal: FalFake) -> None:
     assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
 
 
-@pytest.mark.parametrize("crash", ["after-journal:5", "while-polling:12", "mid-download:3"])
+@pytest.mark.parametrize("crash", ["after-journal:5", "while-polling:12", "mid-download:3", "before-store:4"])
 def test_sigkill_then_rerun_pays_once(tmp_path: Path, fal: FalFake, crash: str) -> None:
     root = project(tmp_path / "p")
     killed = build(root, fal, crash=crash)

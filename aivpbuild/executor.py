@@ -253,6 +253,12 @@ class Executor:
                 # Only now is the paid result durable (cache object + take record): closing
                 # the journal entry earlier would let a crash in between pay for it again.
                 self._journal(job_id, "fetched")
+                if job_id is not None and isinstance(target, ClipTarget):  # a paid job: into the ledger
+                    self.ctx.state.record_spend(
+                        target=target.id, key=status.key or "", provider=target.request.provider,
+                        model=target.request.endpoint, request_id=meta.get("request_id"),
+                        estimate_usd=target.estimate_usd, actual_usd=meta.get("cost_usd"),
+                        outcome="succeeded", billed=True)
             outcome = Outcome(target.id, action, status, cost_usd=float(meta.get("cost_usd") or 0.0))
             self._record_done(target, status, outcome, meta)
             self.ctx.report("done", target.id, action=action)
@@ -362,7 +368,7 @@ class Executor:
         self._inflight.pop(target.id, None)
         if isinstance(outcome, Failed):
             self._journal(job_id, "failed", outcome.error)
-            self._spend(target, status.key, handle, None, "failed", billed=outcome.billed)
+            self._spend_failed(target, status.key, handle, billed=outcome.billed)
             kind = f" ({outcome.error_type})" if outcome.error_type else ""
             raise TargetFailed(f"{request.provider} job {handle.request_id} failed{kind}: {outcome.error}")
         result = await provider.result(handle)
@@ -375,7 +381,6 @@ class Executor:
             tmp.unlink(missing_ok=True)
             raise
         cost = result.cost_usd if result.cost_usd is not None else target.estimate_usd
-        self._spend(target, status.key, handle, cost, "succeeded", billed=provider.paid)
         meta = {
             "provider": request.provider, "model": request.endpoint, "mode": request.mode,
             "request_id": handle.request_id, "seed": result.seed if result.seed is not None else request.seed,
@@ -476,15 +481,14 @@ class Executor:
         if job_id is not None:
             self.ctx.state.journal_state(job_id, state, error)
 
-    def _spend(self, target: ClipTarget, key: str, handle: JobHandle, cost: float | None,
-               outcome: str, *, billed: bool) -> None:
-        provider = self.ctx.providers(target.request.provider)
-        if not provider.paid:
+    def _spend_failed(self, target: ClipTarget, key: str, handle: JobHandle, *, billed: bool) -> None:
+        """A paid job that failed goes into the ledger too (billed when the provider bills it)."""
+        if not self.ctx.providers(target.request.provider).paid:
             return
         self.ctx.state.record_spend(
             target=target.id, key=key, provider=target.request.provider, model=target.request.endpoint,
-            request_id=handle.request_id, estimate_usd=target.estimate_usd,
-            actual_usd=cost if outcome == "succeeded" else None, outcome=outcome, billed=billed,
+            request_id=handle.request_id, estimate_usd=target.estimate_usd, actual_usd=None,
+            outcome="failed", billed=billed,
         )
 
     def _spend_saved(self, target: Target, status: TargetStatus, meta: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from aivpbuild.providers.base import GenerationRequest
 
 if TYPE_CHECKING:
     from aivpbuild.manifest import Manifest
-    from aivpbuild.targets import ClipTarget, Plan, Target
+    from aivpbuild.targets import Plan
 
 AIVP_DIR = ".aivp"
 MANIFEST_NAMES = ("project.aivp.yaml", "project.aivp.yml")
@@ -294,11 +294,6 @@ class Project:
     def _provider_settings(self, name: str) -> Any:
         return getattr(self.manifest.providers, name, None)
 
-    def clip_targets(self) -> list[ClipTarget]:
-        return self.plan.clips()
-
-    def target(self, tid: str) -> Target:
-        return self.plan.targets[tid]
 
 
 async def _cancel_and_close(provider: Any, handle: Any) -> None:

@@ -295,20 +295,21 @@ def init(directory: str, name: str | None) -> None:
 
 
 @cli.command()
-@click.option("--write", is_flag=True, help="Write schemas/project.aivp.schema.json (in a checkout).")
-def schema(write: bool) -> None:
+@click.option("-o", "--output", default=None, metavar="FILE", help="Write the schema to FILE.")
+@click.option("--write", is_flag=True, help="Write schemas/project.aivp.schema.json of this checkout.")
+def schema(output: str | None, write: bool) -> None:
     """Print the manifest's JSON Schema (for editor validation and completion)."""
+    from pathlib import Path
+
+    from aivpbuild.fsutil import atomic_write_text
     from aivpbuild.manifest import schema_text
 
     text = schema_text()
     if write:
-        from pathlib import Path
-
-        from aivpbuild.fsutil import atomic_write_text
-
-        target = Path(__file__).resolve().parents[1] / "schemas" / "project.aivp.schema.json"
-        atomic_write_text(target, text)
-        click.echo(f"wrote {target}")
+        output = str(Path(__file__).resolve().parents[1] / "schemas" / "project.aivp.schema.json")
+    if output:
+        atomic_write_text(Path(output), text)
+        click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
 

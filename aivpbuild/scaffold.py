@@ -9,7 +9,7 @@ from aivpbuild.errors import ConfigError
 from aivpbuild.fsutil import atomic_write_text
 
 STARTER = """\
-# yaml-language-server: $schema=https://raw.githubusercontent.com/aivpbuild/aivpbuild/main/schemas/project.aivp.schema.json
+# yaml-language-server: $schema=.aivp/project.aivp.schema.json
 version: 1
 name: {name}
 defaults:
@@ -45,6 +45,9 @@ def init_project(directory: str | Path, name: str | None = None) -> Path:
         (root / sub).mkdir(parents=True, exist_ok=True)
     path = root / MANIFEST_NAMES[0]
     atomic_write_text(path, STARTER.format(name=name or root.name or "film"))
+    from aivpbuild.manifest import schema_text  # for editors; `aivpbuild schema -o` refreshes it
+
+    atomic_write_text(root / ".aivp" / "project.aivp.schema.json", schema_text())
     gitignore = root / ".gitignore"
     if not gitignore.exists():
         atomic_write_text(gitignore, GITIGNORE)

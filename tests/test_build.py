@@ -261,6 +261,9 @@ def test_second_build_in_same_project_is_refused(tmp_path: Path) -> None:
 def test_init_then_build(tmp_path: Path) -> None:
     assert run_cli("init", str(tmp_path / "new")).code == 0
     assert Project.load(tmp_path / "new").status()
+    first = (tmp_path / "new/project.aivp.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=.aivp/project.aivp.schema.json"
+    assert json.loads((tmp_path / "new/.aivp/project.aivp.schema.json").read_text())["title"]
     assert run_cli("init", str(tmp_path / "new")).code == 2
 
 

@@ -253,6 +253,42 @@ class Project:
         contact_sheet(clips, path, thumb_width=thumb_width)
         return path
 
+    def review(self, targets: Iterable[str] = ()) -> dict[str, Any]:
+        """Technical review of every built clip (and of the cut into clips that continue the
+        previous one); each result is written into the clip's ``video/log/<id>.json``."""
+        import json
+
+        from aivpbuild.media.review import ReviewExpect, continuity_check, review_clip
+        from aivpbuild.outputs import LOG_DIR, write_clip_log
+
+        selected = self.select(targets)
+        settings = self.manifest.review
+        results: dict[str, Any] = {}
+        for target in self.plan.clips():
+            path = self.root / target.output
+            if (selected is not None and target.id not in selected) or not path.is_file():
+                continue
+            request = target.request
+            expect = ReviewExpect(
+                width=request.width, height=request.height, fps=request.fps, duration=request.duration,
+                audio=request.audio, has_dialogue=bool(request.dialogue), camera=request.camera,
+                camera_fixed=request.camera_fixed, slate=request.provider == "local" and request.mode == "t2v",
+                keyframe=request.image if request.mode == "i2v" else None, provider=request.provider)
+            result = review_clip(path, expect, settings.for_provider(request.provider))
+            record = result.to_json()
+            frame = next((t for t in target.upstream.values() if t.startswith("frame:")), None)
+            if frame is not None:  # a continuity shot: check the cut from the clip it continues
+                prev = self.root / self.plan.targets[self.plan.targets[frame].upstream["clip"]].output
+                if prev.is_file():
+                    check = continuity_check(prev, path, settings.for_provider(request.provider))
+                    record["checks"][check.name] = check.to_json()
+                    record["passed"] = record["passed"] and check.passed
+            results[target.clip_id] = record
+            log = self.root / LOG_DIR / f"{target.clip_id}.json"
+            if log.is_file():
+                write_clip_log(self.root, {**json.loads(log.read_text("utf-8")), "review": record})
+        return results
+
     def cost(self) -> dict[str, Any]:
         """Spend per clip and model, the total, and what cache hits saved."""
         from aivpbuild.spend import spend_report

@@ -214,6 +214,26 @@ def contact_sheet(output: str | None, width: int, directory: str, manifest: str 
 
 
 @cli.command()
+@click.argument("targets", nargs=-1)
+@project_options
+def review(targets: tuple[str, ...], directory: str, manifest: str | None, profile: str | None,
+           as_json: bool, verbose: bool) -> None:
+    """Technical checks of each built clip; exits 1 when any fails (for CI)."""
+    from aivpbuild.errors import BuildFailed
+
+    results = load(directory, manifest, profile).review(targets)
+    if as_json:
+        emit_json(results)
+    else:
+        for clip_id, record in results.items():
+            failed = [f"{name} ({c['message']})" for name, c in record["checks"].items() if not c["passed"]]
+            click.echo(f"{clip_id}: " + ("ok" if record["passed"] else "FAILED " + "; ".join(failed)))
+    bad = [clip_id for clip_id, record in results.items() if not record["passed"]]
+    if bad:
+        raise BuildFailed(f"review failed for {', '.join(bad)}")
+
+
+@cli.command()
 @project_options
 def cost(directory: str, manifest: str | None, profile: str | None, as_json: bool, verbose: bool) -> None:
     """What was spent (per clip, per model, total) and what the cache saved."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from aivpbuild.catalog import ModelOverride
 from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import clean_relative_path
+from aivpbuild.media.review_settings import ReviewSettings
 from aivpbuild.providers.settings import ProvidersSettings
 
 SCHEMA_PATH = "schemas/project.aivp.schema.json"
@@ -255,6 +256,9 @@ class Manifest(_Strict):
     budget: Budget = Field(default_factory=Budget, description="Spending limits.")
     providers: ProvidersSettings = Field(
         default_factory=ProvidersSettings, description="Provider base URLs, concurrency and polling."
+    )
+    review: ReviewSettings = Field(
+        default_factory=ReviewSettings, description="Thresholds for `aivpbuild review` (per provider too)."
     )
 
     @field_validator("budget", mode="before")

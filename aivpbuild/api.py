@@ -258,36 +258,58 @@ class Project:
         previous one); each result is written into the clip's ``video/log/<id>.json``."""
         import json
 
-        from aivpbuild.media.review import ReviewExpect, continuity_check, review_clip
-        from aivpbuild.outputs import LOG_DIR, write_clip_log
+        from aivpbuild.outputs import LOG_DIR, PlanRow, write_clip_log, write_plan
 
         selected = self.select(targets)
         settings = self.manifest.review
         results: dict[str, Any] = {}
-        for target in self.plan.clips():
-            path = self.root / target.output
-            if (selected is not None and target.id not in selected) or not path.is_file():
-                continue
-            request = target.request
-            expect = ReviewExpect(
-                width=request.width, height=request.height, fps=request.fps, duration=request.duration,
-                audio=request.audio, has_dialogue=bool(request.dialogue), camera=request.camera,
-                camera_fixed=request.camera_fixed, slate=request.provider == "local" and request.mode == "t2v",
-                keyframe=request.image if request.mode == "i2v" else None, provider=request.provider)
-            result = review_clip(path, expect, settings.for_provider(request.provider))
-            record = result.to_json()
-            frame = next((t for t in target.upstream.values() if t.startswith("frame:")), None)
-            if frame is not None:  # a continuity shot: check the cut from the clip it continues
-                prev = self.root / self.plan.targets[self.plan.targets[frame].upstream["clip"]].output
-                if prev.is_file():
-                    check = continuity_check(prev, path, settings.for_provider(request.provider))
-                    record["checks"][check.name] = check.to_json()
-                    record["passed"] = record["passed"] and check.passed
-            results[target.clip_id] = record
-            log = self.root / LOG_DIR / f"{target.clip_id}.json"
-            if log.is_file():
-                write_clip_log(self.root, {**json.loads(log.read_text("utf-8")), "review": record})
+        previous: Path | None = None
+        rows: list[PlanRow] = []
+        with self._session() as (state, _cache, lock):
+            for target in self.plan.clips():
+                path = self.root / target.output
+                entry = lock.get(target.id)
+                row = PlanRow(target.clip_id, target.output, target.request.endpoint, target.request.mode,
+                              "done" if entry and path.is_file() else "pending")
+                rows.append(row)
+                cut_from, previous = previous, path if path.is_file() else None
+                if (selected is not None and target.id not in selected) or not path.is_file():
+                    continue
+                record = self._review_one(target, path, settings, cut_from)
+                if not record["passed"]:
+                    row.status = "failed"
+                if entry and entry.get("digest"):
+                    state.record_review(target=target.id, key=entry.get("key"), digest=str(entry["digest"]),
+                                        result=record)
+                results[target.clip_id] = record
+                log = self.root / LOG_DIR / f"{target.clip_id}.json"
+                if log.is_file():
+                    write_clip_log(self.root, {**json.loads(log.read_text("utf-8")), "review": record})
+        write_plan(self.root, self.plan.name, rows)
         return results
+
+    def _review_one(self, target: Any, path: Path, settings: Any, cut_from: Path | None) -> dict[str, Any]:
+        """One clip's review record, with the continuity check when the clip continues another."""
+        from aivpbuild.media.review import ReviewExpect, continuity_check, review_clip
+
+        request = target.request
+        thresholds = settings.for_provider(request.provider)
+        expect = ReviewExpect(
+            width=request.width, height=request.height, fps=request.fps, duration=request.duration,
+            audio=request.audio, has_dialogue=bool(request.dialogue), camera=request.camera,
+            camera_fixed=request.camera_fixed, slate=request.provider == "local" and request.mode == "t2v",
+            keyframe=request.image if request.mode == "i2v" else None, provider=request.provider)
+        record: dict[str, Any] = review_clip(path, expect, thresholds).to_json()
+        frame = next((t for t in target.upstream.values() if t.startswith("frame:")), None)
+        if frame is not None:  # a derived-frame chain: the clip it continues
+            cut_from = self.root / self.plan.targets[self.plan.targets[frame].upstream["clip"]].output
+        elif not target.continuity:
+            cut_from = None
+        if cut_from is not None and cut_from.is_file():
+            check = continuity_check(cut_from, path, thresholds)
+            record["checks"][check.name] = check.to_json()
+            record["passed"] = record["passed"] and check.passed
+        return record
 
     def cost(self) -> dict[str, Any]:
         """Spend per clip and model, the total, and what cache hits saved."""

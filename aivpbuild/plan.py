@@ -178,6 +178,7 @@ class Planner:
             id=clip_target_id(clip_id), clip_id=clip_id, output=f"{CLIPS_DIR}/{clip_id}.mp4",
             request=request, inputs=inputs, upstream=upstream, material=material,
             estimate_usd=resolution.estimate_usd, notices=tuple(notices), static_key=key_of(material),
+            continuity=bool(clip.continuity),
         )
 
     def _resolve(self, clip_id: str, clip: Clip, values: dict[str, Any], prompt: str,

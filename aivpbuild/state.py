@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS spend (
     outcome TEXT NOT NULL,          -- succeeded | failed | cancelled
     billed INTEGER NOT NULL, created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reviews (
+    digest TEXT NOT NULL,           -- the reviewed take's output digest
+    target TEXT NOT NULL, key TEXT, passed INTEGER NOT NULL, result TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (digest, target)
+);
 CREATE TABLE IF NOT EXISTS uploads (
     provider TEXT NOT NULL, digest TEXT NOT NULL, url TEXT NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (provider, digest)
@@ -198,6 +203,22 @@ class StateDB:
             return list(self.conn.execute("SELECT * FROM spend ORDER BY id"))
         finally:
             self.conn.row_factory = None
+
+    # ------------------------------------------------------------------ reviews
+    def record_review(self, *, target: str, key: str | None, digest: str, result: dict[str, Any]) -> None:
+        """Keep a take's review (by output digest), replacing an earlier review of the same take."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO reviews(digest, target, key, passed, result, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (digest, target, key, int(bool(result.get("passed"))), json.dumps(result, sort_keys=True),
+                 time.time()),
+            )
+
+    def review_of(self, target: str, digest: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT result FROM reviews WHERE target=? AND digest=?",
+                                (target, digest)).fetchone()
+        return json.loads(row[0]) if row else None
 
     # ------------------------------------------------------------------ uploads
     def upload_url(self, provider: str, digest: str) -> str | None:

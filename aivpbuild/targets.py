@@ -26,6 +26,7 @@ class ClipTarget:
     notices: tuple[str, ...] = ()
     kind: str = "clip"
     static_key: str = ""              # sha256 of ``material``: the key's precomputed half
+    continuity: bool = False          # review the cut from the previous clip (not in the key)
 
     @property
     def deps(self) -> tuple[str, ...]:

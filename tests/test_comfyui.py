@@ -54,7 +54,8 @@ def test_workflow_placeholders_upload_and_pool(tmp_path: Path, servers: list[Com
     assert t2v["1"]["inputs"]["text"] == 'She says "hi" \\ {not a template}'  # quotes survive
     assert t2v["3"]["inputs"]["seed"] == 9 and t2v["5"]["inputs"] == {"width": 320, "height": 180, "length": 12}
     i2v = next(e["workflow"] for e in ledger if e["workflow"]["1"]["inputs"]["text"] == "a door opens")
-    assert i2v["2"]["inputs"]["image"] == "k.png" and any("k.png" in s.uploads for s in servers)
+    name = i2v["2"]["inputs"]["image"]
+    assert name.startswith("k-") and name.endswith(".png") and any(name in s.uploads for s in servers)
     assert (root / "video/clips/i2v.mp4").is_file()
     assert run_cli("-C", str(root)).code == 0 and len(servers[0].ledger + servers[1].ledger) == 2
 

@@ -2,10 +2,15 @@
 
 Protocol (PROVIDERS.md): ``POST /models/{owner}/{name}/predictions`` (model form) or
 ``POST /predictions`` with a ``version`` (version form), ``{"input": {...}}``; poll the
-prediction's ``urls.get``; ``output`` is a URL or a list of URLs. Errors are problem+json. Like
-the official client, a create POST is never retried blindly (that could charge twice): only a
-429, which means the server refused it, is retried after Retry-After. GETs are retried on
-429/503/504 and on connection errors.
+prediction's ``urls.get``; ``output`` is a URL or a list of URLs. Errors are problem+json
+(``title``, ``detail``). GETs are retried on 429/503/504 and on transport errors, honouring
+Retry-After.
+
+A create POST is never retried blindly, since creating twice charges twice. The one safe retry
+is a 429: the rate limiter answers it *instead of* creating the prediction, so nothing exists
+and nothing is billed, and waiting Retry-After before asking again cannot make a second one.
+A connection that was never made is also retried (the server saw nothing); a connection that
+broke after the request was sent raises :class:`SubmitUncertain` for the journal to resolve.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from aivpbuild.errors import ConfigError, ProviderError, SubmitUncertain
+from aivpbuild.errors import ConfigError, ProviderError
 from aivpbuild.providers.base import (
     Completed,
     Failed,
@@ -30,122 +35,208 @@ from aivpbuild.providers.base import (
     Queued,
     Running,
 )
-from aivpbuild.providers.http import HttpProvider, Sleep, backoff, detail, download, json_body, retry_after
+from aivpbuild.providers.http import (
+    DEFAULT_POLICY,
+    HttpProvider,
+    RetryPolicy,
+    Sleep,
+    detail,
+    json_body,
+    send,
+)
 from aivpbuild.providers.settings import ReplicateSettings
 from aivpbuild.secrets import REPLICATE_API_TOKEN, load_key
 
-GET_RETRY_STATUSES = {429, 503, 504}
-MAX_ATTEMPTS = 6
-_VERSION = re.compile(r"^[0-9a-f]{64}$")
+GET_RETRY_STATUSES = frozenset({429, 503, 504})
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".m4v")
+_VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+_MODEL = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def create_route(base_url: str, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """The create URL and the body fields besides ``input``: ``owner/name`` is the model
+    form; a 64-hex version id or ``owner/name:version`` is the version form."""
+    model, colon, version = endpoint.strip().partition(":")
+    if _VERSION_ID.match(model) and not colon:
+        return f"{base_url}/predictions", {"version": model}
+    if version and _MODEL.match(model):
+        return f"{base_url}/predictions", {"version": version}
+    if _MODEL.match(model) and not colon:
+        return f"{base_url}/models/{model}/predictions", {}
+    raise ProviderError(
+        f"Replicate endpoint {endpoint!r} is neither owner/name, owner/name:version "
+        "nor a 64-hex version id",
+        hint="e.g. endpoint: kwaivgi/kling-v2.1",
+    )
+
+
+def first_video(output: Any) -> str | None:
+    """The output's video URL: a URL, a list of URLs (first video wins) or a dict of them."""
+    if isinstance(output, str):
+        candidates = [output]
+    elif isinstance(output, list):
+        candidates = [o for o in output if isinstance(o, str)]
+    elif isinstance(output, dict):
+        candidates = [o for o in output.values() if isinstance(o, str)]
+    else:
+        candidates = []
+    urls = [c for c in candidates if c.startswith(("http://", "https://"))]
+    videos = [u for u in urls if u.split("?", 1)[0].lower().endswith(VIDEO_SUFFIXES)]
+    chosen = videos or urls
+    return chosen[0] if chosen else None
+
+
+def _get_retryable(response: httpx.Response) -> bool:
+    return response.status_code in GET_RETRY_STATUSES
+
+
+def _create_retryable(response: httpx.Response) -> bool:
+    return response.status_code == 429  # refused, not created: see the module docstring
 
 
 class ReplicateProvider(HttpProvider):
+    """Replicate's predictions API (``Authorization: Bearer <REPLICATE_API_TOKEN>``)."""
+
     name: ClassVar[str] = "replicate"
     version: ClassVar[str] = "1"
     paid: ClassVar[bool] = True
     default_concurrency: ClassVar[int] = 8
 
-    def __init__(self, *, token: str, settings: ReplicateSettings, client: httpx.AsyncClient | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        super().__init__(settings=settings, client=client, sleep=sleep)
+    def __init__(
+        self,
+        *,
+        token: str,
+        settings: ReplicateSettings,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        super().__init__(settings=settings, client=client, sleep=sleep, policy=policy)
         self._token = token
+        self._keep_secret(token)
 
     @classmethod
-    def from_settings(cls, settings: ReplicateSettings | None, root: Path,
-                      client: httpx.AsyncClient | None = None) -> ReplicateProvider:
-        token = load_key(REPLICATE_API_TOKEN, root)
+    def from_settings(
+        cls,
+        settings: ReplicateSettings | None,
+        project_root: Path,
+        client: httpx.AsyncClient | None = None,
+    ) -> ReplicateProvider:
+        token = load_key(REPLICATE_API_TOKEN, project_root)
         if not token:
             raise ConfigError(
-                "no Replicate token: set REPLICATE_API_TOKEN in the environment or in a .env file "
-                "(the project's, ~/.env or ~/.aivp/.env)", hint="create one at replicate.com/account")
-        return cls(token=token, settings=(settings or ReplicateSettings()).resolved(), client=client)
+                "no Replicate token: set REPLICATE_API_TOKEN in the environment or in a .env "
+                f"file ({project_root / '.env'}, ~/.env or ~/.aivp/.env), "
+                "e.g. REPLICATE_API_TOKEN=r8_...",
+                hint="create a token on replicate.com under Account → API tokens",
+            )
+        return cls(
+            token=token, settings=(settings or ReplicateSettings()).resolved(), client=client
+        )
 
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"}
+    # ------------------------------------------------------------------ http
+    async def _send(
+        self, method: str, url: str, *, what: str, create: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
+        return await send(
+            self.client,
+            method,
+            url,
+            what=what,
+            provider="Replicate",
+            retry_on=_create_retryable if create else _get_retryable,
+            sleep=self._sleep,
+            policy=self.policy,
+            idempotent=not create,
+            uncertain="created (and will bill) the prediction",
+            headers=headers,
+            **kwargs,
+        )
 
-    async def _get(self, url: str, what: str) -> httpx.Response:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                response = await self.client.get(url, headers=self._auth())
-            except httpx.TransportError as exc:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise ProviderError(f"{what}: {type(exc).__name__} talking to Replicate", retryable=True) from None
-                await self._sleep(backoff(attempt))
-                continue
-            if response.status_code not in GET_RETRY_STATUSES or attempt == MAX_ATTEMPTS - 1:
-                self._raise(response, what)
-                return response
-            await self._sleep(retry_after(response) or backoff(attempt))
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _raise(response: httpx.Response, what: str) -> None:
+    def _check(self, response: httpx.Response, what: str) -> None:
+        """Turn an error status into a ProviderError carrying the problem's title and detail."""
         status = response.status_code
         if status < 400:
             return
+        text = self.scrub(detail(response))
         if status in (401, 403):
-            raise ProviderError(f"{what}: Replicate refused the token ({status})",
-                                hint="check REPLICATE_API_TOKEN (it is never printed)")
-        raise ProviderError(f"{what}: Replicate answered {status}: {detail(response)}", retryable=status >= 500)
+            raise ProviderError(
+                f"{what}: Replicate refused the token (HTTP {status}): {text}",
+                hint="check REPLICATE_API_TOKEN (the token itself is never printed)",
+            )
+        if status == 422:
+            raise ProviderError(
+                f"{what}: Replicate rejected the input (422): {text}",
+                hint="check the clip's params against the model's inputs",
+            )
+        raise ProviderError(
+            f"{what}: Replicate answered HTTP {status}: {text}",
+            retryable=status >= 500 or status == 429,
+        )
 
     # ------------------------------------------------------------------ the interface
     async def upload(self, path: Path) -> str:
+        what = f"upload of {path.name} to Replicate"
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        try:
-            response = await self.client.post(
-                f"{self.settings.base_url}/files", headers=self._auth(),
-                files={"content": (path.name, path.read_bytes(), content_type)})
-        except httpx.TransportError as exc:
-            raise ProviderError(f"upload of {path.name}: {type(exc).__name__}", retryable=True) from None
-        self._raise(response, f"upload of {path.name}")
-        return str(json_body(response, "upload")["urls"]["get"])
+        response = await self._send(
+            "POST",
+            f"{self.settings.base_url}/files",
+            what=what,
+            files={"content": (path.name, path.read_bytes(), content_type)},
+        )
+        self._check(response, what)
+        url = (json_body(response, what).get("urls") or {}).get("get")
+        if not url:
+            raise ProviderError(f"{what}: the answer has no urls.get")
+        return str(url)
 
-    def build_input(self, request: GenerationRequest, uploaded: Mapping[Path, str]) -> dict[str, Any]:
+    def build_input(
+        self, request: GenerationRequest, uploaded: Mapping[Path, str]
+    ) -> dict[str, Any]:
         payload = dict(request.payload)
-        for name, path in request.file_inputs.items():
-            payload[name] = uploaded[path]
+        for field_name, path in request.file_inputs.items():
+            if path not in uploaded:
+                raise ProviderError(
+                    f"{request.target}: {path} was not uploaded before building the input"
+                )
+            payload[field_name] = uploaded[path]
         return payload
 
     async def submit(self, endpoint: str, payload: Mapping[str, Any]) -> JobHandle:
-        model, _, version = endpoint.partition(":")
-        if _VERSION.match(model):
-            url, body = f"{self.settings.base_url}/predictions", {"version": model, "input": dict(payload)}
-        elif version:
-            url, body = f"{self.settings.base_url}/predictions", {"version": version, "input": dict(payload)}
-        else:
-            url, body = f"{self.settings.base_url}/models/{model}/predictions", {"input": dict(payload)}
-        what = f"create prediction on {endpoint}"
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                response = await self.client.post(url, headers=self._auth(), json=body)
-            except httpx.ConnectError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise ProviderError(f"{what}: cannot connect to Replicate", retryable=True) from None
-                await self._sleep(backoff(attempt))
-                continue
-            except httpx.TransportError as exc:
-                raise SubmitUncertain(
-                    f"{what}: the connection failed after the request was sent ({type(exc).__name__}); "
-                    "Replicate may have created (and will bill) the prediction",
-                    hint="see `aivpbuild jobs`; run with --resubmit-uncertain to submit again") from None
-            if response.status_code == 429 and attempt < MAX_ATTEMPTS - 1:  # refused: safe to retry
-                await self._sleep(retry_after(response) or backoff(attempt))
-                continue
-            break
-        if response.status_code == 422:
-            raise ProviderError(f"{what}: Replicate rejected the input (422): {detail(response)}",
-                                hint="check the clip's params against the model's inputs")
-        self._raise(response, what)
+        what = f"create a prediction on {endpoint}"
+        url, fields = create_route(self.settings.base_url, endpoint)
+        response = await self._send(
+            "POST", url, what=what, create=True, json={**fields, "input": dict(payload)}
+        )
+        self._check(response, what)
         prediction = json_body(response, what)
-        urls = prediction.get("urls") or {}
+        if not prediction.get("id"):
+            raise ProviderError(
+                f"{what}: Replicate answered without a prediction id",
+                hint="see `aivpbuild jobs`; the prediction may exist on Replicate",
+            )
         pid = str(prediction["id"])
+        urls = prediction.get("urls") or {}
         base = f"{self.settings.base_url}/predictions/{pid}"
-        return JobHandle(provider=self.name, request_id=pid, endpoint=endpoint,
-                         urls={"get": str(urls.get("get") or base),
-                               "cancel": str(urls.get("cancel") or f"{base}/cancel")})
+        return JobHandle(
+            provider=self.name,
+            request_id=pid,
+            endpoint=endpoint,
+            urls={
+                "get": str(urls.get("get") or base),
+                "cancel": str(urls.get("cancel") or f"{base}/cancel"),
+            },
+        )
+
+    async def _prediction(self, handle: JobHandle, what: str) -> dict[str, Any]:
+        response = await self._send("GET", handle.urls["get"], what=what)
+        self._check(response, what)
+        return json_body(response, what)
 
     async def poll(self, handle: JobHandle) -> JobStatus:
-        prediction = json_body(await self._get(handle.urls["get"], f"status of {handle.request_id}"), "status")
+        what = f"status of Replicate prediction {handle.request_id}"
+        prediction = await self._prediction(handle, what)
         status = prediction.get("status")
         logs = self.new_logs(handle.request_id, str(prediction.get("logs") or "").splitlines())
         if status == "starting":
@@ -155,28 +246,47 @@ class ReplicateProvider(HttpProvider):
         if status == "succeeded":
             return Completed(logs=logs)
         if status in ("failed", "canceled"):
-            return Failed(error=str(prediction.get("error") or status), error_type=status, billed=status == "failed")
-        raise ProviderError(f"status of {handle.request_id}: unknown status {status!r}")
+            # Replicate bills the run time: a failed run, or a cancel after it started.
+            billed = status == "failed" or bool(prediction.get("started_at"))
+            return Failed(
+                error=str(prediction.get("error") or f"prediction {status}"),
+                error_type=status,
+                billed=billed,
+            )
+        raise ProviderError(f"{what}: unknown status {status!r}")
 
     async def result(self, handle: JobHandle) -> JobResult:
-        prediction = json_body(await self._get(handle.urls["get"], f"result of {handle.request_id}"), "result")
-        output = prediction.get("output")
-        urls = [output] if isinstance(output, str) else [o for o in output or [] if isinstance(o, str)]
-        videos = [u for u in urls if u.split("?")[0].endswith((".mp4", ".mov", ".webm"))]
-        video = (videos or urls or [""])[0]
+        what = f"result of Replicate prediction {handle.request_id}"
+        prediction = await self._prediction(handle, what)
+        if prediction.get("status") != "succeeded":
+            raise ProviderError(
+                f"{what}: the prediction is {prediction.get('status')!r}, not succeeded"
+            )
+        video = first_video(prediction.get("output"))
         if not video:
-            raise ProviderError(f"result of {handle.request_id}: the prediction has no output URL")
+            raise ProviderError(
+                f"{what}: the prediction has no output URL",
+                hint="the model may not return a video; check the endpoint",
+            )
+        seed = (prediction.get("input") or {}).get("seed")
         metrics = prediction.get("metrics") or {}
-        return JobResult(video_url=video, seed=(prediction.get("input") or {}).get("seed"),
-                         metadata={"predict_time": metrics.get("predict_time")})
+        return JobResult(
+            video_url=video,
+            seed=seed if isinstance(seed, int) else None,
+            metadata={
+                "request_id": handle.request_id,
+                "predict_time": metrics.get("predict_time"),
+                "model": prediction.get("model"),
+                "version": prediction.get("version"),
+            },
+        )
 
     async def fetch(self, result: JobResult, dest: Path) -> None:
-        await download(self.client, result.video_url, dest, sleep=self._sleep, what="Replicate output")
+        await self.fetch_to(result.video_url, dest, what="Replicate output")
 
     async def cancel(self, handle: JobHandle) -> None:
-        try:
-            response = await self.client.post(handle.urls["cancel"], headers=self._auth())
-        except httpx.TransportError as exc:
-            raise ProviderError(f"cancel of {handle.request_id}: {type(exc).__name__}") from None
-        if response.status_code >= 400 and response.status_code != 404:
-            self._raise(response, f"cancel of {handle.request_id}")
+        what = f"cancel of Replicate prediction {handle.request_id}"
+        response = await self._send("POST", handle.urls["cancel"], what=what)
+        if response.status_code == 404:
+            return  # gone already: nothing to stop
+        self._check(response, what)

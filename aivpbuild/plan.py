@@ -166,6 +166,10 @@ class Planner:
         }
         if resolution.provider == "local" and request.audio:
             params["dialogue"] = dialogue
+            if dialogue:  # the speech engine shapes the audio track's bytes
+                from aivpbuild.media.speech import engine_id
+
+                params["speech"] = engine_id()
         from aivpbuild.providers.registry import adapter_version
 
         material = {

@@ -4,4 +4,4 @@ Only version constants live here, so the engine can key targets without importin
 """
 
 #: Bump whenever the local renderer's output bytes change: part of every local clip's key.
-RENDERER_VERSION = "4"
+RENDERER_VERSION = "5"

@@ -7,6 +7,7 @@ same input gives the same bytes and the same cache key maps to the same file.
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +16,11 @@ from typing import Any
 import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+from aivpbuild.media.yuv import rgb_to_yuv709
+
+__all__ = ["AUDIO_RATE", "VideoWriter", "encode_audio", "rgb_frames", "rgb_to_yuv709", "to_rgb",
+           "writer_extradata"]
 
 AUDIO_RATE = 48000
 # veryfast with the cheapest sub-pixel search and no sub-partitions: ~40% faster than veryfast at
@@ -47,7 +53,8 @@ class VideoWriter:
         stream.time_base = self.time_base
         ctx = stream.codec_context
         ctx.thread_count = 1  # x264 with several threads is not bit-reproducible
-        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 1, 1, 1, 1  # BT.709, tv
+        # BT.709 primaries, transfer and matrix; limited ("tv") range
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 1, 1, 1, 1
         self.video = stream
         self.audio = None
         self.audio_samples = audio_samples
@@ -55,9 +62,12 @@ class VideoWriter:
             self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
             self.audio.codec_context.open()  # the header needs every codec open before video muxes
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Append one RGB uint8 frame (H x W x 3)."""
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    def write(self, image: np.ndarray) -> None:
+        """Append one frame: RGB uint8 (H x W x 3), or yuv420p planes ((H*3/2) x W)."""
+        if image.ndim == 2:
+            self.write_yuv(image)
+            return
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         yuv = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
                              dst_color_range=ColorRange.MPEG, interpolation=_EXACT, threads=1)
         yuv.pts = self.frames
@@ -102,42 +112,75 @@ class VideoWriter:
             self.container.close()
 
 
-def rgb_to_yuv709(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RGB uint8 (H x W x 3, even sizes) → BT.709 limited-range Y (H x W) and 2x2-averaged
-    Cb, Cr (H/2 x W/2), the conversion the encoder's colour tags promise."""
-    f = rgb.astype(np.float32) / 255.0
-    luma = f @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    cb = (f[..., 2] - luma) / 1.8556
-    cr = (f[..., 0] - luma) / 1.5748
-    h, w = luma.shape
+def writer_extradata(width: int, height: int, fps: Fraction) -> bytes:
+    """The H.264 parameter sets (avcC) :class:`VideoWriter` writes for this size and rate: a
+    clip that has exactly these can be joined to its output without re-encoding."""
+    import tempfile
 
-    def half(c: np.ndarray) -> np.ndarray:
-        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-
-    y = np.clip(np.rint(16 + 219 * luma), 0, 255).astype(np.uint8)
-    u = np.clip(np.rint(128 + 224 * half(cb)), 0, 255).astype(np.uint8)
-    v = np.clip(np.rint(128 + 224 * half(cr)), 0, 255).astype(np.uint8)
-    return y, u, v
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "probe.mp4"
+        with VideoWriter(path, width, height, fps) as writer:
+            writer.write(np.zeros((height, width, 3), np.uint8))
+        with av.open(str(path)) as container:
+            return bytes(container.streams.video[0].codec_context.extradata or b"")
 
 
-def encode_audio(container: Any, stream: Any, samples: np.ndarray) -> None:
-    """Encode stereo float samples (2 x N at 48 kHz) into ``stream`` and mux them."""
-    chunk = 1024
-    for start in range(0, samples.shape[1], chunk):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + chunk]),
+def encode_audio(container: Any, stream: Any, samples: np.ndarray | Iterable[np.ndarray]) -> None:
+    """Encode stereo float samples at 48 kHz (one 2 x N array, or consecutive 2 x N blocks)
+    into ``stream`` and mux them; blocks are joined seamlessly into 1024-sample frames."""
+    blocks = [samples] if isinstance(samples, np.ndarray) else samples
+    chunk, pending, pts = 1024, np.zeros((2, 0), np.float32), 0
+
+    def send(data: np.ndarray) -> None:
+        nonlocal pts
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data, dtype=np.float32),
                                            format="fltp", layout="stereo")
         frame.sample_rate = AUDIO_RATE
-        frame.pts = start
+        frame.pts = pts
+        pts += data.shape[1]
         for packet in stream.encode(frame):
             container.mux(packet)
+
+    for block in blocks:
+        pending = np.concatenate([pending, block], axis=1) if pending.shape[1] else block
+        whole = pending.shape[1] // chunk * chunk
+        for start in range(0, whole, chunk):
+            send(pending[:, start:start + chunk])
+        pending = pending[:, whole:]
+    if pending.shape[1]:
+        send(pending)
     for packet in stream.encode(None):
         container.mux(packet)
 
 
-def rgb_frames(video: Path) -> Any:
-    """Decode a video's frames as RGB arrays, converting with the BT.709 matrix."""
+def rgb_frames(video: Path) -> Iterator[np.ndarray]:
+    """Decode a video's frames as RGB arrays, converting with the matrix and range the file is
+    tagged with (BT.709 for untagged HD, BT.601 for untagged SD, as players assume)."""
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
-            rgb = frame.reformat(format="rgb24", src_colorspace=Colorspace.ITU709,
-                                 src_color_range=ColorRange.MPEG, interpolation=_EXACT, threads=1)
-            yield rgb.to_ndarray()
+            yield to_rgb(frame)
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """One decoded frame as RGB uint8 (H x W x 3), converted with its own colour tags."""
+    rgb = frame.reformat(format="rgb24", src_colorspace=_matrix(frame),
+                         src_color_range=_range(frame), interpolation=_EXACT, threads=1)
+    return rgb.to_ndarray()
+
+
+def _matrix(frame: av.VideoFrame) -> Colorspace:
+    tag = int(frame.colorspace)
+    if tag == 1:
+        return Colorspace.ITU709
+    if tag in (5, 6):
+        return Colorspace.ITU601
+    if tag in (9, 10):
+        return Colorspace.BT2020
+    if tag == 7:
+        return Colorspace.SMPTE240M
+    return Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601
+
+
+def _range(frame: av.VideoFrame) -> ColorRange:
+    full = int(frame.color_range) == 2 or str(frame.format.name).startswith("yuvj")
+    return ColorRange.JPEG if full else ColorRange.MPEG

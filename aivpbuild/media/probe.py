@@ -37,7 +37,8 @@ def probe(path: Path) -> MediaInfo:
             # Count the packets actually present: a truncated file keeps its index but not its data.
             frames = sum(1 for packet in container.demux(video=0) if packet.size)
             if declared and frames < declared:
-                raise MediaError(f"{path.name} is truncated: {frames} of {declared} frames are present")
+                raise MediaError(f"{path.name} is truncated: {frames} of {declared} frames "
+                                 "are present", hint="rebuild or re-download it")
             if video.duration is not None and video.time_base is not None:
                 duration = float(video.duration * video.time_base)
             else:
@@ -59,7 +60,8 @@ def probe(path: Path) -> MediaInfo:
 
 
 def verify(path: Path, *, width: int, height: int, frames: int, fps: Fraction,
-           audio: bool | None = None, frame_tolerance: int = 1, exact_size: bool = True) -> MediaInfo:
+           audio: bool | None = None, frame_tolerance: int = 1,
+           exact_size: bool = True) -> MediaInfo:
     """Check a clip against the request; MediaError listing every mismatch.
 
     ``exact_size=False`` is for remote models, which pick their own frame rate and round sizes

@@ -2,29 +2,38 @@
 
 Image-to-video: the keyframe, cover-fitted onto an oversampled canvas, is filmed by a virtual
 camera that follows the clip's ``camera`` words (see :mod:`camera`); every frame samples the
-canvas through a float crop box, so motion is sub-pixel smooth. With an end keyframe the
-move plays while the first keyframe dissolves into the last. Text-to-video: a slate (prompt,
-clip id, camera, duration, running timecode) over a patterned background moved by the same
-camera path, so the timing of the move can be judged.
+canvas through a float crop box, so motion is sub-pixel smooth. The first frame is the first
+keyframe; with an end keyframe the last frame is the end keyframe, the same move carrying both
+while one dissolves into the other. Text-to-video: a slate (see :mod:`slate`) over a patterned
+background moved by the same camera path, so the timing of the move can be judged.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter, ImageOps
 
 from aivpbuild.errors import MediaError
-from aivpbuild.media import RENDERER_VERSION  # noqa: F401 - re-exported for callers
-from aivpbuild.media.camera import CameraPlan, parse_camera
-from aivpbuild.media.encode import VideoWriter, rgb_to_yuv709
+from aivpbuild.media import RENDERER_VERSION
+from aivpbuild.media import slate as slates
+from aivpbuild.media.camera import CameraPath, ease, parse_camera
+from aivpbuild.media.encode import VideoWriter
+from aivpbuild.media.speech import dialogue_text, speak
+from aivpbuild.media.yuv import blend, overlay, rgb_to_yuv709
 
+__all__ = ["RENDERER_VERSION", "RenderReport", "RenderSpec", "frames", "render_clip"]
+
+#: The most zoomed-in view is still this many canvas pixels per output pixel: every frame is
+#: an area-averaging downscale (constant sharpness; never a 1:1 copy that pulses).
 OVERSAMPLE = 1.5
+#: Largest output side accepted (a guard against a typo costing gigabytes of canvas).
+MAX_SIDE = 8192
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,8 @@ class RenderSpec:
 
     @property
     def frames(self) -> int:
-        return round(Fraction(self.duration).limit_denominator(1000) * self.fps)
+        """round(duration x fps), as the build computes it."""
+        return round(Fraction(self.duration).limit_denominator(1000) * Fraction(self.fps))
 
 
 @dataclass(frozen=True)
@@ -54,104 +64,158 @@ class RenderReport:
 
 
 def render_clip(spec: RenderSpec, out: Path) -> RenderReport:
-    """Render ``spec`` into a finished MP4 at ``out``."""
+    """Render ``spec`` into a finished MP4 at ``out`` (MediaError on an impossible spec or an
+    unreadable keyframe; then nothing is left at ``out``)."""
+    _check(spec)
     plan = parse_camera(spec.camera)
     notes = list(plan.notes)
-    speech = _speech(spec.dialogue, notes) if spec.audio and spec.dialogue else None
+    speech = None
+    if spec.audio and dialogue_text(spec.dialogue):
+        speech, note = speak(dialogue_text(spec.dialogue))
+        notes += [note] if note else []
+    try:
+        with VideoWriter(out, spec.width, spec.height, Fraction(spec.fps), audio=spec.audio,
+                         audio_samples=speech) as writer:
+            for frame in frames(spec):
+                writer.write(frame)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return RenderReport(frames=writer.frames, notes=tuple(notes))
+
+
+def frames(spec: RenderSpec) -> Iterator[np.ndarray]:
+    """The clip's frames, one at a time, as BT.709 yuv420p planes ((H*3/2) x W, see
+    :mod:`yuv`), ready for :meth:`VideoWriter.write`."""
+    _check(spec)
+    plan = parse_camera(spec.camera)
     total = spec.frames
-    with VideoWriter(out, spec.width, spec.height, spec.fps, audio=spec.audio,
-                     audio_samples=speech) as writer:
-        if spec.image is not None:
-            # Image-to-video works on Y, Cb and Cr planes: one colour conversion per keyframe,
-            # and a luma plus two quarter-size chroma resamples per frame.
-            first = _planes(_canvas(spec.image, spec, plan))
-            last = _planes(_canvas(spec.end_image, spec, plan)) if spec.end_image else None
-            for i in range(total):
-                t = i / (total - 1) if total > 1 else 0.0
-                frame = _film_planes(first, plan, t, spec)
-                if last is not None:
-                    weight = _dissolve(t)
-                    if weight > 0:
-                        mixed = (1 - weight) * frame + weight * _film_planes(last, plan, t, spec)
-                        frame = np.rint(mixed).astype(np.uint8)
-                writer.write_yuv(frame)
-        else:
-            background, overlay = _slate_background(spec, plan), _slate_text(spec)
-            for i in range(total):
-                t = i / (total - 1) if total > 1 else 0.0
-                writer.write(np.asarray(_with_timecode(_film(background, plan, t, spec), overlay, i, spec)))
-    return RenderReport(frames=total, notes=tuple(notes))
+    duration = float(total / Fraction(spec.fps))
+    start = plan.path(spec.seed, duration, anchor=0.0)
+    # Frames are made on Y, Cb and Cr planes: one colour conversion per picture, and a luma
+    # plus two quarter-size chroma resamples per frame.
+    if spec.image is not None:
+        first = _planes(_canvas(spec.image, spec, start))
+        last = None
+        if spec.end_image is not None:
+            last = _planes(_canvas(spec.end_image, spec, plan.path(spec.seed, duration, 1.0)))
+        for i in range(total):
+            t = i / (total - 1) if total > 1 else 0.0
+            frame = _film_planes(first, t, spec)
+            weight = _dissolve(t) if last is not None else 0.0
+            if last is not None and weight > 0:
+                other = _film_planes(last, t, spec)
+                frame = np.rint((1 - weight) * frame + weight * other).astype(np.uint8)
+            yield frame
+    else:
+        background = _planes(_slate_canvas(spec, start))
+        card = overlay(np.asarray(slates.card(spec.clip_id, spec.prompt, spec.camera,
+                                              spec.duration, spec.fps, spec.width,
+                                              spec.height)))
+        for i in range(total):
+            t = i / (total - 1) if total > 1 else 0.0
+            frame = _film_planes(background, t, spec)
+            blend(frame, card)
+            strip, top = slates.ticker(i, total, spec.fps, spec.width, spec.height)
+            blend(frame, overlay(np.asarray(strip), top))
+            yield frame
+
+
+def _check(spec: RenderSpec) -> None:
+    where = f"clip {spec.clip_id}"
+    if spec.width <= 0 or spec.height <= 0 or spec.width % 2 or spec.height % 2:
+        raise MediaError(f"{where}: the size {spec.width}x{spec.height} must be positive and "
+                         "even (H.264 yuv420p); pick an even width and height")
+    if max(spec.width, spec.height) > MAX_SIDE:
+        raise MediaError(f"{where}: {spec.width}x{spec.height} is larger than the local "
+                         f"renderer's {MAX_SIDE} px limit")
+    if not Fraction(spec.fps) > 0:
+        raise MediaError(f"{where}: fps must be positive, got {spec.fps}")
+    if spec.frames < 1:
+        raise MediaError(f"{where}: duration {spec.duration} s at {float(spec.fps):g} fps is "
+                         "less than one frame; give a longer duration")
 
 
 def _dissolve(t: float) -> float:
-    """Cross-fade weight: holds the first keyframe, dissolves through the middle."""
-    from aivpbuild.media.camera import ease
-
+    """Cross-fade weight: the first keyframe holds, dissolves through the middle, and the end
+    keyframe holds to the last frame."""
     return ease(min(max((t - 0.2) / 0.6, 0.0), 1.0))
 
 
 @dataclass(frozen=True)
 class Canvas:
-    """The keyframe at working resolution inside a soft extension the camera may travel into."""
+    """A picture the camera films: the keyframe (``left, top, width, height`` in pixels) at
+    working resolution inside whatever margin the camera path travels into."""
 
     image: Image.Image
-    left: float     # pixel position of the keyframe region inside the image
+    left: float
     top: float
-    width: float    # pixel size of the keyframe region
+    width: float
     height: float
+    path: CameraPath
 
 
-def _canvas(path: Path, spec: RenderSpec, plan: CameraPlan) -> Canvas:
-    """The keyframe cover-fitted to the output aspect at a size where even the most zoomed-in
-    view is OVERSAMPLE x the output, so every frame is an area-averaging downscale (never 1:1
-    or an upscale: constant sharpness, sub-pixel smooth motion)."""
+def _canvas(image: Path, spec: RenderSpec, path: CameraPath) -> Canvas:
+    """The keyframe cover-fitted to the output aspect (centre crop, no distortion) at a size
+    where even the most zoomed-in view is OVERSAMPLE x the output."""
     try:
-        with Image.open(path) as img:
-            source = img.convert("RGB")
+        with Image.open(image) as img:
+            source = _rgb(ImageOps.exif_transpose(img))
     except (OSError, ValueError) as exc:
-        raise MediaError(f"cannot read keyframe {path.name}: {exc}") from None
-    *_, zmax = plan.extent(spec.seed)
-    w, h = round(spec.width * OVERSAMPLE * zmax), round(spec.height * OVERSAMPLE * zmax)
+        raise MediaError(f"clip {spec.clip_id}: cannot read keyframe {image.name}: {exc}",
+                         hint=f"check that {image} is a PNG or JPEG image") from None
+    *_, zmax = path.extent()
+    w = round(spec.width * OVERSAMPLE * zmax)
+    h = round(spec.height * OVERSAMPLE * zmax)
     scale = max(w / source.width, h / source.height)
-    fitted = source.resize((max(w, round(source.width * scale)), max(h, round(source.height * scale))),
-                           Image.Resampling.LANCZOS)
+    size = (max(w, round(source.width * scale)), max(h, round(source.height * scale)))
+    fitted = source.resize(size, Image.Resampling.LANCZOS)
     left, top = (fitted.width - w) // 2, (fitted.height - h) // 2
-    return _extend(fitted.crop((left, top, left + w, top + h)), spec, plan)
+    return _extend(fitted.crop((left, top, left + w, top + h)), path)
 
 
-def _extend(key: Image.Image, spec: RenderSpec, plan: CameraPlan) -> Canvas:
+def _rgb(image: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited onto black (not its hidden colour values)."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)),
+                                     rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _extend(key: Image.Image, path: CameraPath) -> Canvas:
     """Surround the keyframe with a blurred, dimmed mirror of itself wherever the camera goes
     beyond it (pull-outs, pans): the animatic's stand-in for content a model would invent."""
-    ml, mt, mr, mb, _ = plan.extent(spec.seed)
-    pad = [math.ceil(f * size) + 2 if f > 0 else 0
-           for f, size in ((ml, key.width), (mt, key.height), (mr, key.width), (mb, key.height))]
+    ml, mt, mr, mb, _ = path.extent()
+    sizes = (key.width, key.height, key.width, key.height)
+    pad = [min(math.ceil(f * size) + 2, size - 1) if f > 0 else 0
+           for f, size in zip((ml, mt, mr, mb), sizes, strict=True)]
     if not any(pad):
-        return Canvas(key, 0.0, 0.0, key.width, key.height)
-    pad = [min(p, (key.width if i % 2 == 0 else key.height) - 1) for i, p in enumerate(pad)]
+        return Canvas(key, 0.0, 0.0, key.width, key.height, path)
     array = np.asarray(key)
     padded = np.pad(array, ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), mode="reflect")
     soft = Image.fromarray((padded * 0.8).astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(max(2, key.width // 80)))
     soft.paste(key, (pad[0], pad[1]))
-    return Canvas(soft, float(pad[0]), float(pad[1]), key.width, key.height)
+    return Canvas(soft, float(pad[0]), float(pad[1]), key.width, key.height, path)
 
 
-def _view_box(canvas: Canvas, plan: CameraPlan, t: float, spec: RenderSpec) -> tuple[float, float, float, float]:
+def _slate_canvas(spec: RenderSpec, path: CameraPath) -> Canvas:
+    image, (left, top, width, height) = slates.background(spec.width, spec.height, path,
+                                                          OVERSAMPLE, spec.seed)
+    return Canvas(image, left, top, width, height, path)
+
+
+def _view_box(canvas: Canvas, t: float) -> tuple[float, float, float, float]:
     """The float crop box the camera sees at time t, in canvas pixels."""
     width, height = canvas.image.size
-    cx, cy, zoom = plan.at(t, spec.seed)
+    cx, cy, zoom = canvas.path.at(t)
     view_w, view_h = canvas.width / zoom, canvas.height / zoom
     x0 = canvas.left + canvas.width * (0.5 + cx) - view_w / 2
     y0 = canvas.top + canvas.height * (0.5 + cy) - view_h / 2
     x0 = min(max(x0, 0.0), width - view_w)
     y0 = min(max(y0, 0.0), height - view_h)
     return x0, y0, x0 + view_w, y0 + view_h
-
-
-def _film(canvas: Canvas, plan: CameraPlan, t: float, spec: RenderSpec) -> Image.Image:
-    """One RGB frame: the canvas seen through the camera at time t (a float crop box)."""
-    return canvas.image.resize((spec.width, spec.height), Image.Resampling.BILINEAR,
-                               box=_view_box(canvas, plan, t, spec))
 
 
 @dataclass(frozen=True)
@@ -166,14 +230,14 @@ class Planes:
 
 def _planes(canvas: Canvas) -> Planes:
     rgb = np.asarray(canvas.image)
-    rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")  # even sizes
+    rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
     y, u, v = rgb_to_yuv709(rgb)
     return Planes(Image.fromarray(y), Image.fromarray(u), Image.fromarray(v), canvas)
 
 
-def _film_planes(planes: Planes, plan: CameraPlan, t: float, spec: RenderSpec) -> np.ndarray:
+def _film_planes(planes: Planes, t: float, spec: RenderSpec) -> np.ndarray:
     """One yuv420p frame ((H*3/2) x W) of the planes seen through the camera at time t."""
-    x0, y0, x1, y1 = _view_box(planes.canvas, plan, t, spec)
+    x0, y0, x1, y1 = _view_box(planes.canvas, t)
     size, half = (spec.width, spec.height), (spec.width // 2, spec.height // 2)
     luma = planes.y.resize(size, Image.Resampling.BILINEAR, box=(x0, y0, x1, y1))
     chroma = (x0 / 2, y0 / 2, x1 / 2, y1 / 2)
@@ -181,100 +245,3 @@ def _film_planes(planes: Planes, plan: CameraPlan, t: float, spec: RenderSpec) -
     cr = planes.v.resize(half, Image.Resampling.BILINEAR, box=chroma)
     flat = np.concatenate([np.asarray(p).ravel() for p in (luma, cb, cr)])
     return flat.reshape(spec.height * 3 // 2, spec.width)
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
-
-
-def _slate_background(spec: RenderSpec, plan: CameraPlan) -> Canvas:
-    """A dark gradient with a grid and markers, big enough for the whole camera path: motion
-    over it is easy to read."""
-    ml, mt, mr, mb, zmax = plan.extent(spec.seed)
-    kw, kh = round(spec.width * OVERSAMPLE * zmax), round(spec.height * OVERSAMPLE * zmax)
-    left, top = math.ceil(ml * kw) + 2, math.ceil(mt * kh) + 2
-    w, h = left + kw + math.ceil(mr * kw) + 2, top + kh + math.ceil(mb * kh) + 2
-    y = np.linspace(0, 1, h)[:, None]
-    x = np.linspace(0, 1, w)[None, :]
-    hue = (spec.seed % 97) / 97
-    base = np.stack([30 + 40 * x + 20 * hue + 0 * y, 28 + 30 * y + 0 * x,
-                     48 + 50 * (1 - y) * hue + 0 * x], axis=-1)
-    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(img)
-    step = max(8, kh // 9)
-    line = max(1, kh // 400)
-    for gx in range(left % step, w, step):
-        draw.line([(gx, 0), (gx, h)], fill=(70, 70, 95), width=line)
-    for gy in range(top % step, h, step):
-        draw.line([(0, gy), (w, gy)], fill=(70, 70, 95), width=line)
-    r = step // 3
-    for gx in range(left % (step * 3) + step // 2, w, step * 3):
-        for gy in range(top % (step * 3) + step // 2, h, step * 3):
-            draw.ellipse([gx - r, gy - r, gx + r, gy + r], outline=(120, 110, 160), width=max(1, kh // 300))
-    return Canvas(img, float(left), float(top), float(kw), float(kh))
-
-
-def _slate_text(spec: RenderSpec) -> Image.Image:
-    """The static part of the slate: prompt, id, camera and duration on a translucent panel."""
-    w, h = spec.width, spec.height
-    panel = Image.new("RGBA", (w, h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(panel)
-    big, small = max(8, h // 14), max(6, h // 26)
-    margin = w // 16
-    draw.rectangle([margin // 2, h // 10, w - margin // 2, h - h // 10], fill=(0, 0, 0, 150))
-    draw.text((margin, h // 10 + small), spec.clip_id, font=_font(big), fill=(255, 220, 90, 255))
-    chars = max(10, int((w - 2 * margin) / (small * 0.55)))
-    lines = textwrap.wrap(spec.prompt or "(no prompt)", chars)[: max(1, (h // 2) // (small + 4))]
-    y = h // 10 + small + big + small
-    for line in lines:
-        draw.text((margin, y), line, font=_font(small), fill=(235, 235, 240, 255))
-        y += small + max(2, small // 3)
-    facts = f"camera: {spec.camera or 'static'}   duration: {spec.duration:g} s   {float(spec.fps):g} fps"
-    draw.text((margin, h - h // 10 - 2 * small - 4), facts, font=_font(small), fill=(160, 200, 255, 255))
-    return panel
-
-
-def _with_timecode(frame: Image.Image, overlay: Image.Image, index: int, spec: RenderSpec) -> Image.Image:
-    out = frame.convert("RGBA")
-    out.alpha_composite(overlay)
-    seconds = index / spec.fps
-    fps_int = round(float(spec.fps))
-    stamp = f"{int(seconds // 60):02d}:{int(seconds % 60):02d}:{index % max(1, fps_int):02d}"
-    size = max(6, spec.height // 20)
-    ImageDraw.Draw(out).text((spec.width - spec.width // 4, spec.height - spec.height // 10 - size - 4),
-                             stamp, font=_font(size), fill=(255, 255, 255, 255))
-    return out.convert("RGB")
-
-
-def _speech(dialogue: str, notes: list[str]) -> np.ndarray | None:
-    """The dialogue spoken by an offline engine (espeak-ng) as stereo float samples at 48 kHz,
-    or None (silence) when no engine is installed."""
-    import re
-    import shutil
-    import subprocess
-
-    engine = shutil.which("espeak-ng") or shutil.which("espeak")
-    if engine is None:
-        notes.append("no offline speech engine (espeak-ng) found: audio is silence")
-        return None
-    text = " ".join(re.findall(r'"([^"]+)"', dialogue)) or re.sub(r"\[[^\]]*\]:?", "", dialogue)
-    try:
-        wav = subprocess.run([engine, "--stdout", "-s", "150", text], check=True,
-                             capture_output=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        notes.append("speech engine failed: audio is silence")
-        return None
-    return _wav_to_48k_stereo(wav)
-
-
-def _wav_to_48k_stereo(wav: bytes) -> np.ndarray:
-    import io
-    import wave
-
-    with wave.open(io.BytesIO(wav)) as reader:
-        rate, channels = reader.getframerate(), reader.getnchannels()
-        data = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-    mono = data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768
-    positions = np.arange(0, len(mono), rate / 48000)
-    resampled = np.interp(positions, np.arange(len(mono)), mono).astype(np.float32)
-    return np.stack([resampled, resampled])

@@ -5,27 +5,39 @@ from __future__ import annotations
 import numpy as np
 
 
-def gray(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., :3].astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
+def gray(image: np.ndarray) -> np.ndarray:
+    """BT.709 luma of an RGB image; a 2-D (luma) image as it is."""
+    if image.ndim == 2:
+        return image.astype(np.float64)
+    return image[..., :3].astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
 
 
 def shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(dx, dy) such that content at x in ``a`` is at x + dx in ``b`` (sub-pixel)."""
+    """(dx, dy) such that content at x in ``a`` is at x + dx in ``b`` (sub-pixel).
+
+    Phase correlation finds the whole-pixel shift; the remainder comes from the slope of the
+    cross-power spectrum's phase at low frequencies (weighted least squares), which, unlike a
+    parabola through the correlation peak, has no bias towards whole pixels.
+    """
     fa, fb = np.fft.fft2(_window(gray(a))), np.fft.fft2(_window(gray(b)))
     cross = fb * np.conj(fa)
     corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-12)).real
     h, w = corr.shape
     py, px = np.unravel_index(np.argmax(corr), corr.shape)
-
-    def refine(c_m: float, c_0: float, c_p: float) -> float:
-        denom = c_m - 2 * c_0 + c_p
-        return 0.0 if denom == 0 else 0.5 * (c_m - c_p) / denom
-
-    dx = px + refine(corr[py, (px - 1) % w], corr[py, px], corr[py, (px + 1) % w])
-    dy = py + refine(corr[(py - 1) % h, px], corr[py, px], corr[(py + 1) % h, px])
-    dx = dx - w if dx > w / 2 else dx
-    dy = dy - h if dy > h / 2 else dy
-    return float(dx), float(dy)
+    dx0 = px - w if px > w / 2 else px
+    dy0 = py - h if py > h / 2 else py
+    u = np.fft.fftfreq(w)[None, :]
+    v = np.fft.fftfreq(h)[:, None]
+    rest = cross * np.exp(2j * np.pi * (u * dx0 + v * dy0))  # what is left: under half a pixel
+    low = (np.abs(u) < 0.2) & (np.abs(v) < 0.2) & ((u != 0) | (v != 0))
+    weight = np.abs(rest)[low]
+    phase = -np.angle(rest)[low] / (2 * np.pi)  # = u * ddx + v * ddy
+    uu, vv = np.broadcast_to(u, rest.shape)[low], np.broadcast_to(v, rest.shape)[low]
+    normal = np.array([[np.sum(weight * uu * uu), np.sum(weight * uu * vv)],
+                       [np.sum(weight * uu * vv), np.sum(weight * vv * vv)]])
+    rhs = np.array([np.sum(weight * uu * phase), np.sum(weight * vv * phase)])
+    ddx, ddy = np.linalg.solve(normal, rhs)
+    return float(dx0 + ddx), float(dy0 + ddy)
 
 
 def _window(img: np.ndarray) -> np.ndarray:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-SHEET_KINDS = {"characters": "character", "scenes": "scene"}
+SHEET_KINDS: dict[str, Literal["character", "scene"]] = {"characters": "character", "scenes": "scene"}
 
 
 def build_context(raw: Mapping[str, Any], root: Path, source: Path,

@@ -394,9 +394,7 @@ class Executor:
                                 material: dict[str, Any] | None) -> tuple[JobHandle, int | None]:
         request = target.request
         if provider.paid:
-            for job in self.ctx.state.open_jobs():
-                if job.key != key:
-                    continue
+            for job in self.ctx.state.open_jobs(key):
                 if job.handle:
                     self.ctx.report("resumed", target.id, request_id=job.request_id)
                     return JobHandle.from_json(job.handle), job.id

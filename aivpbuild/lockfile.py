@@ -16,6 +16,8 @@ from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import atomic_write_text
 
 LOCK_NAME = "aivp.lock"
+#: A throttled save waits at least this long after the previous write (seconds).
+MIN_SAVE_INTERVAL = 1.0
 _HEADER = "# aivp.lock: written by aivpbuild after every finished target. Commit it; do not edit.\n"
 
 
@@ -29,6 +31,7 @@ class LockFile:
         self._pending = False
         self._last_write_at = 0.0
         self._last_write_cost = 0.0
+        self._blocks: dict[str, str] = {}  # target -> its rendered lines, until set() again
 
     @classmethod
     def load(cls, path: Path, memo: Path | None = None) -> LockFile:
@@ -70,28 +73,32 @@ class LockFile:
 
     def set(self, target: str, entry: dict[str, Any]) -> None:
         self.entries[target] = entry
+        self._blocks.pop(target, None)
 
     def drop(self, target: str) -> None:
         self.entries.pop(target, None)
+        self._blocks.pop(target, None)
 
     def render(self) -> str:
         lines = [_HEADER, "version: 1\n", "targets:\n" if self.entries else "targets: {}\n"]
         for target in sorted(self.entries):
-            lines.append(f"  {json.dumps(target)}:\n")
-            for name, value in sorted(self.entries[target].items()):
-                lines.append(f"    {name}: {_scalar(value)}\n")
+            block = self._blocks.get(target)
+            if block is None:
+                block = self._blocks[target] = _render_entry(target, self.entries[target])
+            lines.append(block)
         return "".join(lines)
 
     def save(self, *, throttle: bool = False) -> bool:
         """Write the lock if its content changed; returns whether it wrote.
 
-        With ``throttle`` a write is skipped while the time since the last one is under ten
-        times what that write took: small locks are written after every target, a lock of
-        thousands of targets at most every few hundred milliseconds (the cache's action
-        records keep every finished target durable in between).
+        With ``throttle`` a write is skipped while the time since the last one is under a
+        second, or under ten times what that write took (a lock of thousands of targets): the
+        cache's action records keep every finished target durable in between, and the final
+        save of a build is never throttled.
         """
         now = time.monotonic()
-        if throttle and now - self._last_write_at < 10 * self._last_write_cost:
+        wait = max(MIN_SAVE_INTERVAL, 10 * self._last_write_cost)
+        if throttle and now - self._last_write_at < wait:
             self._pending = True
             return False
         text = self.render()
@@ -103,6 +110,12 @@ class LockFile:
         self._last_write_at = time.monotonic()
         self._last_write_cost = self._last_write_at - now
         return True
+
+
+def _render_entry(target: str, entry: dict[str, Any]) -> str:
+    return f"  {json.dumps(target)}:\n" + "".join(
+        f"    {name}: {_scalar(value)}\n" for name, value in sorted(entry.items())
+    )
 
 
 def _scalar(value: Any) -> str:

@@ -172,12 +172,19 @@ class StateDB:
                 (state, redact(error) if error else None, time.time(), job_id),
             )
 
-    def open_jobs(self) -> list[JobRecord]:
-        """Journaled jobs not yet fetched, failed or cancelled (oldest first)."""
-        rows = self.conn.execute(
-            f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(OPEN_JOB_STATES))}) ORDER BY id",
-            OPEN_JOB_STATES,
-        )
+    def open_jobs(self, key: str | None = None) -> list[JobRecord]:
+        """Journaled jobs not yet fetched, failed or cancelled (oldest first); only those of
+        ``key`` when given."""
+        states = ",".join("?" * len(OPEN_JOB_STATES))
+        if key is None:
+            rows = self.conn.execute(
+                f"SELECT * FROM jobs WHERE state IN ({states}) ORDER BY id", OPEN_JOB_STATES
+            )
+        else:
+            rows = self.conn.execute(
+                f"SELECT * FROM jobs WHERE key=? AND state IN ({states}) ORDER BY id",
+                (key, *OPEN_JOB_STATES),
+            )
         return [_job(row) for row in rows]
 
     def jobs(self, limit: int = 200) -> list[JobRecord]:

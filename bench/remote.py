@@ -51,6 +51,7 @@ def run(n: int) -> None:
             raise SystemExit(f"build failed: {proc.stderr.read().decode() if proc.stderr else ''}")
         ideal = math.ceil(n / CONCURRENCY) * LATENCY
         cpu = usage.ru_utime + usage.ru_stime
+        print(f"user {usage.ru_utime:.2f} s, system {usage.ru_stime:.2f} s")
         print(f"N={n}: wall {wall:.1f} s vs ideal {ideal:.0f} s ({(wall / ideal - 1) * 100:+.0f}%, target ≤ +15%); "
               f"CPU {cpu:.2f} s = {cpu / n * 1000:.1f} ms per job (target < 3 ms); "
               f"peak RSS {usage.ru_maxrss / 1024:.0f} MB; submissions {len(fal.ledger)}")

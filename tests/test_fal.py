@@ -16,6 +16,8 @@ from tests.fakes.fal import FalFake
 from tests.helpers import keyframe, run_cli, write_project
 
 KEY = "fal-secret-8d1f3c"
+#: Follow jobs by polling (faults injected on status polls need it; the stream is the default).
+POLLING = {"fal": {"poll_interval": 0.02, "status_stream": False}}
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def test_retries_429_and_ingress_errors_but_not_422(tmp_path: Path, fal: FalFake
     fal.inject("submit", status=429, headers={"Retry-After": "0"}, body={"detail": "slow down"}, times=2)
     fal.inject("status", status=503, body={"detail": "upstream"}, times=2)  # no x-fal-request-id: ingress
     fal.inject("download", truncate=True, times=1)
-    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}}, providers=POLLING)
     assert run_cli("-C", str(root)).code == 0
     assert len(fal.ledger) == 1
     fal.inject("submit", status=422, body={"detail": [{"loc": ["body", "duration"], "msg": "bad duration",
@@ -157,7 +159,7 @@ def test_app_level_5xx_and_timeouts(tmp_path: Path, fal: FalFake) -> None:
     # a status request that hangs past the client timeout is retried (a GET is safe to repeat)
     fal.inject("status", delay=1.0)
     root2 = fal_project(tmp_path / "q", clips={"b": {"prompt": "y"}},
-                        providers={"fal": {"poll_interval": 0.02, "timeout": 0.4}})
+                        providers={"fal": {**POLLING["fal"], "timeout": 0.4}})
     assert run_cli("-C", str(root2)).code == 0
     assert len(fal.billable_count()) == 1  # the 503 submit was never accepted
 
@@ -168,7 +170,32 @@ def test_caller_timeout_504_is_not_retried(tmp_path: Path, fal: FalFake) -> None
     root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
     result = run_cli("-C", str(root))
     assert result.code == 1 and "504" in result.out
-    assert sum(1 for m, p in fal.requests if m == "GET" and "/requests/" in p and not p.endswith("/status")) == 1
+    assert sum(1 for m, p in fal.requests if m == "GET" and "/requests/" in p and "/status" not in p) == 1
+
+
+def test_each_job_is_followed_on_one_status_stream(tmp_path: Path, fal: FalFake) -> None:
+    fal.queue_seconds, fal.run_seconds = 0.2, 0.2
+    root = fal_project(tmp_path / "p", clips={f"c{i}": {"prompt": f"shot {i}"} for i in range(3)})
+    result = run_cli("-C", str(root))
+    assert result.code == 0, result.out
+    assert (fal.hits("status_stream"), fal.hits("status")) == (3, 0)
+    assert "queued c0 (position" in result.out and "c0: loading model" in result.out
+
+
+def test_a_refused_status_stream_falls_back_to_polling(tmp_path: Path, fal: FalFake) -> None:
+    fal.inject("status_stream", status=404, body={"detail": "Not Found"})
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}, "b": {"prompt": "y"}})
+    assert run_cli("-C", str(root), "-j", "1").code == 0
+    assert fal.hits("status_stream") == 1 and fal.hits("status") >= 2  # asked once, then polled
+    assert len(fal.ledger) == 2
+
+
+def test_a_status_stream_that_breaks_is_followed_by_polling(tmp_path: Path, fal: FalFake) -> None:
+    fal.latency = 0.3
+    fal.inject("status_stream", truncate=True)
+    root = fal_project(tmp_path / "p", clips={"a": {"prompt": "x"}})
+    assert run_cli("-C", str(root)).code == 0
+    assert fal.hits("status_stream") == 1 and fal.hits("status") >= 1 and len(fal.ledger) == 1
 
 
 def test_an_expired_output_fails_clearly_without_resubmitting(tmp_path: Path, fal: FalFake) -> None:

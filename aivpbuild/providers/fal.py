@@ -1,7 +1,9 @@
 """The fal.ai provider: storage upload, queue submit, status, result, download, cancel.
 
 Protocol (PROVIDERS.md): submit ``POST {queue}/{endpoint}``; status, result and cancel through
-the URLs the submit returned (owner/app form, without the sub-path). A failed job is
+the URLs the submit returned (owner/app form, without the sub-path). A job is followed on its
+status stream (``{status_url}/stream``, server-sent events), or polled when the stream is
+refused or breaks. A failed job is
 ``COMPLETED`` with ``error``/``error_type``. Retries follow fal's own client: 408, 409, 429 and
 ingress-level 502/503/504 (no ``x-fal-request-id`` header) with backoff and jitter, honouring
 Retry-After; never a 422 or a 504 that is the caller's own timeout. A submit whose connection
@@ -11,9 +13,10 @@ breaks after sending raises :class:`SubmitUncertain` instead of being retried.
 from __future__ import annotations
 
 import asyncio
+import json
 import mimetypes
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +51,8 @@ NAMESPACES = ("workflows", "comfy")
 STORAGE_TYPE = "fal-cdn-v3"
 #: Refresh a storage token this many seconds before it expires.
 TOKEN_MARGIN = 60.0
+#: A status stream silent this long is given up for polling (fal sends a comment every 15 s).
+STREAM_READ_TIMEOUT = 45.0
 
 
 def owner_app(endpoint: str) -> str:
@@ -110,6 +115,7 @@ class FalProvider(HttpProvider):
         self._token: dict[str, Any] | None = None
         self._token_until = 0.0
         self._metrics: dict[str, dict[str, Any]] = {}
+        self._stream_works = True
 
     @classmethod
     def from_settings(
@@ -268,7 +274,10 @@ class FalProvider(HttpProvider):
         what = f"status of fal request {handle.request_id}"
         response = await self._send("GET", handle.urls["status"], what=what, params={"logs": 1})
         self._check(response, what)
-        body = json_body(response, what)
+        return self._status_of(handle, json_body(response, what), what)
+
+    def _status_of(self, handle: JobHandle, body: dict[str, Any], what: str) -> JobStatus:
+        """A status object (from a poll or a stream event) as a :class:`JobStatus`."""
         status = body.get("status")
         if status == "IN_QUEUE":
             position = body.get("queue_position")
@@ -285,6 +294,46 @@ class FalProvider(HttpProvider):
                 self._metrics[handle.request_id] = body["metrics"]
             return Completed(logs=logs)
         raise ProviderError(f"{what}: unknown status {status!r}")
+
+    async def wait(
+        self, handle: JobHandle, on_status: Callable[[JobStatus], None] | None = None
+    ) -> Completed | Failed:
+        """Follow the job on fal's status stream (one request per job, completion seen at once);
+        poll instead when the stream is switched off, refused, or breaks."""
+        if self.settings.status_stream and self._stream_works:
+            outcome = await self._follow_stream(handle, on_status)
+            if outcome is not None:
+                return outcome
+        return await super().wait(handle, on_status)
+
+    async def _follow_stream(
+        self, handle: JobHandle, on_status: Callable[[JobStatus], None] | None
+    ) -> Completed | Failed | None:
+        """Read ``{status_url}/stream`` (server-sent events) to the end; None when it gave no
+        final status (the caller polls: the poll path has the retry rules and error messages)."""
+        what = f"status stream of fal request {handle.request_id}"
+        timeout = httpx.Timeout(self.settings.timeout, read=STREAM_READ_TIMEOUT)
+        headers = {"Authorization": f"Key {self._key}", "Accept": "text/event-stream"}
+        url = handle.urls["status"].rstrip("/") + "/stream"
+        try:
+            async with self.client.stream(
+                "GET", url, params={"logs": 1}, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    if response.status_code in (404, 405, 501):
+                        self._stream_works = False  # not offered here: poll from now on
+                    return None
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators and ": keep-alive" comments
+                    status = self._status_of(handle, json.loads(line[5:]), what)
+                    if on_status is not None:
+                        on_status(status)
+                    if isinstance(status, Completed | Failed):
+                        return status
+        except (httpx.TransportError, ValueError, ProviderError):
+            return None
+        return None
 
     async def result(self, handle: JobHandle) -> JobResult:
         what = f"result of fal request {handle.request_id}"

@@ -331,8 +331,13 @@ class HttpProvider(Provider):
             limits = httpx.Limits(
                 max_connections=max(100, 2 * jobs), max_keepalive_connections=max(20, jobs + 4)
             )
+            from aivpbuild.providers.transport import make_transport
+
             self._client = httpx.AsyncClient(
-                timeout=self.settings.timeout, follow_redirects=True, limits=limits
+                timeout=self.settings.timeout,
+                follow_redirects=True,
+                limits=limits,
+                transport=make_transport(self.settings.http_transport, limits),
             )
             self._owns_client = True
         return self._client

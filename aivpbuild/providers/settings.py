@@ -7,6 +7,7 @@ win over the manifest, which wins over the production defaults of PROVIDERS.md.
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -59,6 +60,11 @@ class _Settings(BaseModel):
     timeout: float = Field(
         60.0, gt=0, le=3600, description="Seconds before one HTTP request times out."
     )
+    http_transport: Literal["auto", "aiohttp", "httpx"] = Field(
+        "auto",
+        description="HTTP engine: aiohttp (much less CPU per request; the `aiohttp` extra), "
+        "httpx's own, or auto (aiohttp when installed).",
+    )
 
 
 class FalSettings(_Settings):
@@ -69,6 +75,11 @@ class FalSettings(_Settings):
     )
     rest_url: str = Field(
         FAL_REST_URL, description=f"fal REST API base URL, for uploads (env {ENV_FAL_REST_URL})."
+    )
+    status_stream: bool = Field(
+        True,
+        description="Follow jobs on fal's status stream (server-sent events) instead of "
+        "polling; polling is the fallback when the stream is refused or breaks.",
     )
 
     @field_validator("queue_url", "rest_url")

@@ -9,8 +9,11 @@ PROVIDERS.md::
 
 URLs (one port, three prefixes): submit ``POST {queue}/{endpoint id}`` (``?fal_webhook=`` is
 recorded); status ``GET {queue}/{owner}/{app}/requests/{id}/status[?logs=1]``, result
-``GET .../requests/{id}``, cancel ``PUT .../requests/{id}/cancel`` — owner/app only, shifted
-by one for the ``workflows/`` and ``comfy/`` namespaces: a URL with the sub-path is a 404.
+``GET .../requests/{id}``, status stream ``GET .../requests/{id}/status/stream[?logs=1]``
+(server-sent events: a ``data:`` line per change, a comment every ``stream_keepalive`` s,
+closed after ``COMPLETED``; a ``truncate`` fault breaks it after the first event), cancel
+``PUT .../requests/{id}/cancel`` — owner/app only, shifted by one for the ``workflows/`` and
+``comfy/`` namespaces: a URL with the sub-path is a 404.
 Storage: ``POST {rest}/storage/auth/token?storage_type=fal-cdn-v3`` then
 ``POST {cdn}/files/upload`` with ``Authorization: Bearer <token>``; files (uploads and
 outputs) are served at ``GET {cdn}/files/...`` without auth. Queue and REST routes want
@@ -33,18 +36,19 @@ accepted like fal's queue does and its result is 422 ``{"detail": [{"loc", "msg"
 them app-level (``x-fal-request-id``, ``X-Fal-Error-Type``, ``X-Fal-Request-Timeout-Type``).
 Outputs: ``expire_after`` seconds after completion or ``expire_on_download`` after one full
 download they are 404; ``output_override`` (bytes or ``input -> bytes``) or a job fault
-``output=`` replaces the video. Route names for faults: submit, status, result, cancel,
-token, upload, download (and "any").
+``output=`` replaces the video. Route names for faults: submit, status, status_stream,
+result, cancel, token, upload, download (and "any").
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +69,8 @@ from tests.fakes.server import (
 NAMESPACES = ("workflows", "comfy")
 IMAGE_FIELDS = ("image_url", "start_image_url", "first_frame_image")
 LOG_STEPS = 4
+#: How often a status stream looks for a change (seconds).
+STREAM_TICK = 0.02
 #: error_type -> status of the result, for app-level failures.
 ERROR_STATUS = {"request_timeout": 504, "startup_timeout": 504, "internal_error": 500}
 REASONS = {
@@ -139,6 +145,7 @@ class FalFake(FakeServer):
         default_resolution: str = "1080p",
         max_duration: float = 60.0,
         token_ttl: float = 3600.0,
+        stream_keepalive: float = 15.0,
     ) -> None:
         super().__init__()
         self.key = key
@@ -158,6 +165,7 @@ class FalFake(FakeServer):
         self.default_resolution = default_resolution
         self.max_duration = max_duration
         self.token_ttl = token_ttl
+        self.stream_keepalive = stream_keepalive
         self.output_override: bytes | Callable[[dict[str, Any]], bytes] | None = None
         self.jobs: dict[str, Job] = {}
         self.ledger: list[dict[str, Any]] = []
@@ -209,6 +217,8 @@ class FalFake(FakeServer):
                 request_id, _, action = tail.partition("/")
                 if action == "status" and method == "GET":
                     return "status", lambda r: self._status(r, head, request_id)
+                if action == "status/stream" and method == "GET":
+                    return "status_stream", lambda r: self._status_stream(r, head, request_id)
                 if action == "cancel" and method == "PUT":
                     return "cancel", lambda r: self._cancel(r, head, request_id)
                 if action == "" and method == "GET":
@@ -413,17 +423,21 @@ class FalFake(FakeServer):
         job = self._job(request, head, request_id)
         if isinstance(job, Response):
             return job
-        now = time.monotonic()
         want_logs = request.param("logs") in ("1", "true", "True")
+        code, body = self._status_body(job, want_logs, time.monotonic())
+        return Response(code, body)
+
+    def _status_body(self, job: Job, want_logs: bool, now: float) -> tuple[int, dict[str, Any]]:
+        """The status answer at ``now``: 202 while queued or running, 200 once completed."""
         base = {"request_id": job.id, **self._urls(job)}
         with self.lock:
             phase = job.timeline.phase(now)
             if phase == "queued":
                 position = queue_position(self.scheduler, job.timeline, self.queue_depth, now)
-                return Response(202, {"status": "IN_QUEUE", "queue_position": position, **base})
+                return 202, {"status": "IN_QUEUE", "queue_position": position, **base}
         logs = self._logs(job, now) if want_logs else None
         if phase == "running":
-            return Response(202, {"status": "IN_PROGRESS", "logs": logs, **base})
+            return 202, {"status": "IN_PROGRESS", "logs": logs, **base}
         body: dict[str, Any] = {
             "status": "COMPLETED",
             "logs": logs,
@@ -434,7 +448,35 @@ class FalFake(FakeServer):
             body.update(error="Request was cancelled", error_type="request_cancelled")
         elif job.error:
             body.update(error=job.error[1], error_type=job.error[0])
-        return Response(200, body)
+        return 200, body
+
+    def _status_stream(self, request: Request, head: str, request_id: str) -> Response:
+        """``GET .../status/stream``: server-sent events, one ``data:`` line per change of the
+        status object, a comment line every ``stream_keepalive`` seconds, closed after the
+        ``COMPLETED`` event."""
+        job = self._job(request, head, request_id)
+        if isinstance(job, Response):
+            return job
+        want_logs = request.param("logs") in ("1", "true", "True")
+
+        def events() -> Iterator[bytes]:
+            last: dict[str, Any] | None = None
+            quiet_since = time.monotonic()
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                _, body = self._status_body(job, want_logs, now)
+                if body != last:
+                    last, quiet_since = body, now
+                    yield b"data: " + json.dumps(body).encode() + b"\n\n"
+                    if body["status"] == "COMPLETED":
+                        return
+                elif now - quiet_since >= self.stream_keepalive:
+                    quiet_since = now
+                    yield b": keep-alive\n\n"
+                self.sleep(STREAM_TICK)
+
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        return Response(200, headers=headers, stream=events())
 
     def _result(self, request: Request, head: str, request_id: str) -> Response:
         job = self._job(request, head, request_id)

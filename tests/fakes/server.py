@@ -129,13 +129,15 @@ class Request:
 
 @dataclass
 class Response:
-    """What a handler answers: a JSON ``body``, or ``raw`` bytes streamed as they are."""
+    """What a handler answers: a JSON ``body``, ``raw`` bytes sent as they are, or a ``stream``
+    of chunks sent with chunked transfer encoding as they are produced (server-sent events)."""
 
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     on_sent: Callable[[], None] | None = None  # called once the whole body was written
+    stream: Iterator[bytes] | None = None
 
 
 @dataclass
@@ -427,7 +429,31 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
 
+    def send_stream(self, response: Response, truncate: float = 0.0) -> None:
+        """Send ``response.stream`` chunk by chunk; ``truncate`` drops the connection after the
+        first chunk (a stream that breaks mid-way)."""
+        assert response.stream is not None
+        try:
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for chunk in response.stream:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                if truncate:
+                    self.drop()
+                    return
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
     def send(self, response: Response, truncate: float = 0.0) -> None:
+        if response.stream is not None:
+            self.send_stream(response, truncate)
+            return
         data = response.raw
         headers = dict(response.headers)
         content_type = headers.pop("Content-Type", None)

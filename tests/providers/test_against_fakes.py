@@ -34,7 +34,10 @@ def frames_and_size(path: Path) -> tuple[int, int, int]:
         return count, stream.codec_context.width, stream.codec_context.height
 
 
-def test_fal_image_to_video_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("stream", [True, False], ids=["status-stream", "polling"])
+def test_fal_image_to_video_end_to_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, stream: bool
+) -> None:
     caplog.set_level(logging.DEBUG)
     key = tmp_path / "key.png"
     key.write_bytes(b"\x89PNG\r\n\x1a\nkeyframe")
@@ -44,7 +47,10 @@ def test_fal_image_to_video_end_to_end(tmp_path: Path, caplog: pytest.LogCapture
         fal = FalProvider(
             key=FAL_KEY,
             settings=FalSettings(
-                queue_url=fake.queue_url, rest_url=fake.rest_url, poll_interval=0.02
+                queue_url=fake.queue_url,
+                rest_url=fake.rest_url,
+                poll_interval=0.02,
+                status_stream=stream,
             ),
             sleep=Sleeps(),
         )
@@ -70,6 +76,9 @@ def test_fal_image_to_video_end_to_end(tmp_path: Path, caplog: pytest.LogCapture
         fake.inject("status", status=429, headers={"Retry-After": "0"})
         fake.inject("download", truncate=True)
         dest = run(go(fake))
+        polls = fake.hits("status")
+        assert (fake.hits("status_stream"), polls) == ((1, 0) if stream else (0, polls))
+        assert stream or polls >= 2  # the throttled poll was retried
         assert len(fake.ledger) == 1 and fake.ledger[0]["input"]["image_url"].startswith(
             fake.cdn_url
         )

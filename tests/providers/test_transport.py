@@ -1,0 +1,136 @@
+"""The aiohttp transport behind httpx, against a real server on 127.0.0.1: requests and bodies
+arrive intact, streams arrive as they are sent, and every failure maps to the httpx error that
+keeps the retry rules safe (only "never reached the server" may be retried for a paid submit)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aivpbuild.errors import ConfigError, SubmitUncertain
+from aivpbuild.providers import transport
+from aivpbuild.providers.http import RetryPolicy, download, send
+from tests.fakes.fal import FalFake
+from tests.providers.helpers import Sleeps, run
+
+pytest.importorskip("aiohttp")
+
+KEY = "transport-key"
+AUTH = {"Authorization": f"Key {KEY}"}
+LIMITS = httpx.Limits(max_connections=8)
+
+
+def client(timeout: float = 5.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=transport.AiohttpTransport(LIMITS), timeout=timeout)
+
+
+def submit_url(fake: FalFake) -> str:
+    return f"{fake.queue_url}/fal-ai/bytedance/seedance/v1.5/pro/text-to-video"
+
+
+def test_json_post_headers_and_a_streamed_download_arrive_intact(tmp_path: Path) -> None:
+    async def go(fake: FalFake) -> tuple[int, dict[str, object], int]:
+        async with client() as c:
+            response = await c.post(submit_url(fake), json={"prompt": "x", "duration": "4"},
+                                    headers=AUTH)
+            body = response.json()
+            result = await c.get(body["response_url"], headers=AUTH)
+            size = await download(c, result.json()["video"]["url"], tmp_path / "out.mp4")
+            return response.status_code, body, size
+
+    with FalFake(key=KEY, latency=0.0) as fake:
+        status, body, size = run(go(fake))
+        assert status == 200 and body["status"] == "IN_QUEUE"
+        assert fake.ledger[0]["input"] == {"prompt": "x", "duration": "4"}
+    assert size == (tmp_path / "out.mp4").stat().st_size > 1000
+
+
+def test_server_sent_events_arrive_line_by_line() -> None:
+    async def go(fake: FalFake) -> list[str]:
+        async with client() as c:
+            handle = (await c.post(submit_url(fake), json={"prompt": "x"}, headers=AUTH)).json()
+            lines = []
+            async with c.stream("GET", handle["status_url"] + "/stream", headers=AUTH) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("data:"):
+                        lines.append(line)
+            return lines
+
+    with FalFake(key=KEY, queue_seconds=0.1, run_seconds=0.1) as fake:
+        lines = run(go(fake))
+    assert '"IN_QUEUE"' in lines[0] and '"COMPLETED"' in lines[-1] and len(lines) >= 3
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def go() -> None:
+        async with client() as c:
+            await c.get(f"http://127.0.0.1:{port}/")
+
+    with pytest.raises(httpx.ConnectError):
+        run(go())
+
+
+@pytest.mark.parametrize("fault", [{"reset": True}, {"truncate": True}])
+def test_failures_after_sending_are_not_connect_errors(fault: dict[str, bool]) -> None:
+    async def go(fake: FalFake) -> None:
+        async with client() as c:
+            response = await c.post(submit_url(fake), json={"prompt": "x"}, headers=AUTH)
+            await response.aread()
+
+    with FalFake(key=KEY) as fake:
+        fake.inject("submit", after=True, **fault)
+        with pytest.raises(httpx.TransportError) as caught:
+            run(go(fake))
+        assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+        assert len(fake.ledger) == 1  # it was accepted: exactly why it must not be resent
+
+
+def test_a_paid_submit_cut_after_sending_is_uncertain_not_resent() -> None:
+    async def go(fake: FalFake) -> None:
+        async with client() as c:
+            await send(c, "POST", submit_url(fake), what="submit", provider="fal.ai",
+                       retry_on=lambda r: False, sleep=Sleeps(), idempotent=False,
+                       json={"prompt": "x"}, headers=AUTH)
+
+    with FalFake(key=KEY) as fake:
+        fake.inject("submit", after=True, reset=True)
+        with pytest.raises(SubmitUncertain):
+            run(go(fake))
+        assert fake.hits("submit") == 1 and len(fake.ledger) == 1
+
+
+def test_a_hang_is_a_read_timeout_and_a_truncated_download_is_fetched_again(tmp_path: Path) -> None:
+    async def hang(fake: FalFake) -> None:
+        async with client(timeout=0.2) as c:
+            await c.get(f"{fake.queue_url}/fal-ai/x/requests/r/status", headers=AUTH)
+
+    async def fetch(fake: FalFake) -> int:
+        async with client() as c:
+            body = (await c.post(submit_url(fake), json={"prompt": "x"}, headers=AUTH)).json()
+            url = (await c.get(body["response_url"], headers=AUTH)).json()["video"]["url"]
+            policy = RetryPolicy(download_attempts=3)
+            return await download(c, url, tmp_path / "v.mp4", sleep=Sleeps(), policy=policy)
+
+    with FalFake(key=KEY, latency=0.0) as fake:
+        fake.inject("status", delay=2.0)
+        with pytest.raises(httpx.ReadTimeout):
+            run(hang(fake))
+        fake.inject("download", truncate=True)
+        assert run(fetch(fake)) == (tmp_path / "v.mp4").stat().st_size
+        assert fake.hits("download") == 2
+
+
+def test_the_setting_chooses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(transport.make_transport("auto", LIMITS), transport.AiohttpTransport)
+    assert transport.make_transport("httpx", LIMITS) is None
+    monkeypatch.setattr(transport, "available", lambda: False)
+    assert transport.make_transport("auto", LIMITS) is None
+    with pytest.raises(ConfigError, match=r"aivpbuild\[aiohttp\]"):
+        transport.make_transport("aiohttp", LIMITS)

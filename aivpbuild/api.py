@@ -121,20 +121,23 @@ class Project:
         finally:
             state.close()
 
-    def status(self, targets: Iterable[str] = (), *, force: bool = False) -> list[Any]:
+    def status(self, targets: Iterable[str] = (), *, force: bool = False,
+               forced: Iterable[str] = ()) -> list[Any]:
         """Each selected target's state and reasons, in build order (nothing is written but
-        the stat cache)."""
+        the stat cache); ``forced`` ids count as needing work."""
         from aivpbuild.staleness import Evaluator
 
         selected = self.select(targets)
         order = self.order  # graph errors (cycles) surface before anything is opened
         statuses = []
+        also = set(forced)
         with self._session() as (state, cache, lock):
             evaluator = Evaluator(self.root, state, cache, lock)
             digests: dict[str, str | None] = {}
             for tid in order:
                 target = self.plan.targets[tid]
-                status = evaluator.evaluate(target, digests, forced=force and (selected is None or tid in selected))
+                status = evaluator.evaluate(target, digests, forced=tid in also or (
+                    force and (selected is None or tid in selected)))
                 digests[tid] = None if status.needs_work else status.digest
                 if selected is None or tid in selected:
                     statuses.append(status)
@@ -145,12 +148,16 @@ class Project:
               keep_going: bool = False, force: bool = False,
               report: Callable[..., None] = _quiet, resubmit_uncertain: bool = False,
               max_cost: float | None = None, cancel_on_interrupt: bool = False,
-              confirm: Callable[[float, str], bool] | None = None) -> Any:
+              confirm: Callable[[float, str], bool] | None = None, review: bool = False,
+              retry_failed: int = 0, rerolls: dict[str, int | None] | None = None) -> Any:
         """Make every selected target that is not up to date. Returns a BuildResult.
 
         The budget guard runs first: over ``max_cost`` (or ``budget.max_usd``) raises
         BudgetError before anything is submitted; over ``budget.confirm_usd`` asks
         ``confirm(total, most_expensive)`` when given (the CLI passes one only on a terminal).
+        With ``review`` each generated clip is reviewed as it arrives; ``retry_failed`` lets a
+        failed one have that many extra takes, paid from what the budget leaves. ``rerolls``
+        (target id -> seed or None) makes a new take of those targets now.
         """
         from aivpbuild.budget import check_budget, most_expensive
         from aivpbuild.buildlock import BuildLock
@@ -159,9 +166,11 @@ class Project:
         from aivpbuild.outputs import OutputWriter
 
         targets = list(targets)
-        statuses = self.status(targets, force=force)
+        statuses = self.status(targets, force=force, forced=rerolls or ())
         limit = max_cost if max_cost is not None else self.plan.budget
         total = check_budget(statuses, limit)
+        if retry_failed and not review:
+            raise ConfigError("--retry-failed needs --review", hint="build --review --retry-failed 2")
         if confirm is not None and total > self.plan.confirm_usd and not confirm(total, most_expensive(statuses)):
             raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
         if all(s.state == "up to date" for s in statuses):  # a no-op: nothing to lock or write
@@ -173,6 +182,7 @@ class Project:
         selected = self.select(targets)
         order = [t for t in self.order if selected is None or t in selected]
         forced = frozenset(order if force and selected is None else (selected or set()) if force else ())
+        forced |= frozenset(rerolls or ())
         with BuildLock(self.root / AIVP_DIR / "build.pid"), self._session() as (state, cache, lock):
             for notice in self.notices():
                 report("notice", None, message=notice)
@@ -202,8 +212,13 @@ class Project:
                 providers.get(job.provider)
             options = BuildOptions(jobs=jobs, keep_going=keep_going, forced=forced,
                                    resubmit_uncertain=resubmit_uncertain,
-                                   cancel_on_interrupt=cancel_on_interrupt, orphans=orphans)
-            files.start(lock)
+                                   cancel_on_interrupt=cancel_on_interrupt, orphans=orphans,
+                                   rerolls=dict(rerolls or {}),
+                                   review=self._review_hook() if review else None,
+                                   retry_failed=retry_failed,
+                                   retry_budget=None if limit is None else max(0.0, limit - total))
+            ctx.on_review = files.target_reviewed
+            files.start(lock, state.review_of)
             try:
                 result = Executor(ctx, options).run(order)
             finally:
@@ -287,6 +302,90 @@ class Project:
                     write_clip_log(self.root, {**json.loads(log.read_text("utf-8")), "review": record})
         write_plan(self.root, self.plan.name, rows)
         return results
+
+    def _review_hook(self) -> Callable[[Any], dict[str, Any]]:
+        """Reviews one clip during a build (the cut from the clip before it when that is built)."""
+        from itertools import pairwise
+
+        before = {b.id: a for a, b in pairwise(self.plan.clips())}
+        settings = self.manifest.review
+
+        def review(target: Any) -> dict[str, Any]:
+            previous = before.get(target.id)
+            cut_from = self.root / previous.output if previous is not None else None
+            return self._review_one(target, self.root / target.output, settings,
+                                    cut_from if cut_from is not None and cut_from.is_file() else None)
+
+        return review
+
+    # ------------------------------------------------------------------ takes
+    def _clip_key(self, clip: str) -> tuple[Any, str]:
+        """The clip target named ``clip`` and its current key (ConfigError if unknown/unbuilt)."""
+        tid = clip if clip.startswith("clip:") else f"clip:{clip}"
+        target = self.plan.targets.get(tid)
+        if target is None:
+            raise ConfigError(f"no clip named {clip!r}", hint="`aivpbuild status` lists the clips")
+        status = {s.target: s for s in self.status([tid])}[tid]
+        if status.key is None:
+            raise ConfigError(f"{clip}: its inputs are not built yet, so it has no takes",
+                              hint=f"build it first: `aivpbuild {clip}`")
+        return target, status.key
+
+    def takes(self, clip: str) -> list[Any]:
+        """The takes of a clip under its current manifest entry (TakeInfo, oldest first)."""
+        from aivpbuild.takes import list_takes
+
+        with self._session() as (state, cache, lock):
+            target, key = self._clip_key(clip)
+            return list_takes(cache, state, lock, target.id, key)
+
+    def pick(self, clip: str, number: int) -> Any:
+        """Make take ``number`` current: restored from the cache, no provider call; the lock
+        and the clip's log say so."""
+        from aivpbuild.buildlock import BuildLock
+        from aivpbuild.outputs import OutputWriter
+        from aivpbuild.takes import choose, list_takes
+
+        with BuildLock(self.root / AIVP_DIR / "build.pid"), self._session() as (state, cache, lock):
+            target, key = self._clip_key(clip)
+            action, number = choose(cache, key, number, target.id)
+            take = action.take
+            output = self.root / target.output
+            entry = lock.get(target.id)
+            if output.is_file() and entry and state.digest(self.root, target.output) != entry.get("digest"):
+                cache.put_file(output)  # a hand-edited output is kept in the cache, never lost
+            cache.restore(take.digest, output)
+            state.remember_digest(self.root, target.output, take.digest)
+            cache.save(action)
+            meta = take.metadata
+            lock.set(target.id, {
+                "key": key, "output": target.output, "digest": take.digest, "size": take.size,
+                "provider": meta.get("provider"), "model": meta.get("model"),
+                "request_id": meta.get("request_id"), "seed": meta.get("seed"),
+                "cost_usd": float(meta.get("cost_usd") or 0.0),
+                "built_at": meta.get("built_at") or take.created_at, "take": number, "picked": True,
+            })
+            lock.save()
+            OutputWriter(self.root, self.plan, cache).write_log(target, {**meta, "take": number}, "picked")
+            return next(t for t in list_takes(cache, state, lock, target.id, key) if t.number == number)
+
+    def reject(self, clip: str, reason: str = "") -> int:
+        """Mark the clip's current take rejected: the next build makes a new take with a new
+        seed (status says ``rejected``). Returns the rejected take's number."""
+        from aivpbuild.buildlock import BuildLock
+        from aivpbuild.takes import reject_current
+
+        with BuildLock(self.root / AIVP_DIR / "build.pid"), self._session() as (_state, cache, lock):
+            target, key = self._clip_key(clip)
+            number = reject_current(cache, lock, target.id, key, reason)
+            lock.save()
+            return number
+
+    def reroll(self, clip: str, *, seed: int | None = None, **build: Any) -> Any:
+        """Make a new take of the clip now (``seed``, or a fresh one); the old take stays
+        restorable. Returns the BuildResult."""
+        target, _key = self._clip_key(clip)
+        return self.build([target.id], rerolls={target.id: seed}, **build)
 
     def _review_one(self, target: Any, path: Path, settings: Any, cut_from: Path | None) -> dict[str, Any]:
         """One clip's review record, with the continuity check when the clip continues another."""

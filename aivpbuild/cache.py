@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,15 @@ class Take:
     size: int
     created_at: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Why the take was rejected (``aivpbuild reject``, or a failed review), if it was.
+    rejected: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "size": self.size, "created_at": self.created_at,
+        data = {"digest": self.digest, "size": self.size, "created_at": self.created_at,
                 "metadata": self.metadata}
+        if self.rejected is not None:
+            data["rejected"] = self.rejected
+        return data
 
 
 @dataclass
@@ -45,6 +50,13 @@ class Action:
     @property
     def take(self) -> Take:
         return self.takes[self.current]
+
+    def usable(self, has_object: Callable[[str], bool]) -> int | None:
+        """The take to restore: the current one unless rejected, else the newest take that is
+        neither rejected nor missing from the cache; None when there is none."""
+        order = [self.current, *reversed(range(len(self.takes)))]
+        return next((i for i in order if self.takes[i].rejected is None
+                     and has_object(self.takes[i].digest)), None)
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "material": self.material, "current": self.current,
@@ -95,7 +107,7 @@ class Cache:
             data = json.loads(path.read_text("utf-8"))
         except (FileNotFoundError, ValueError):
             return None
-        takes = [Take(t["digest"], t["size"], t["created_at"], t.get("metadata", {}))
+        takes = [Take(t["digest"], t["size"], t["created_at"], t.get("metadata", {}), t.get("rejected"))
                  for t in data.get("takes", [])]
         if not takes:
             return None
@@ -103,11 +115,16 @@ class Cache:
         return Action(key=key, material=data.get("material", {}), takes=takes, current=current)
 
     def restorable(self, key: str) -> Action | None:
-        """The action for ``key`` if its current take's object is present."""
+        """The action for ``key``, its current take set to the one to restore (see
+        :meth:`Action.usable`); None when no take can be restored."""
         action = self.action(key)
-        if action and self.has_object(action.take.digest):
-            return action
-        return None
+        if action is None:
+            return None
+        usable = action.usable(self.has_object)
+        if usable is None:
+            return None
+        action.current = usable
+        return action
 
     def record(self, key: str, material: Mapping[str, Any], take: Take) -> Action:
         """Add a take to a key's action record and make it current."""

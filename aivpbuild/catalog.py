@@ -160,6 +160,8 @@ class Resolution:
     audio: bool
     estimate_usd: float | None
     notices: tuple[str, ...] = ()
+    #: Whether the model takes a seed (a new take of a clip then gets a new one).
+    accepts_seed: bool = True
 
 
 @dataclass(frozen=True)
@@ -342,8 +344,9 @@ def resolve(catalog: Catalog, clip: ClipParams) -> Resolution:
                         end_image=variant == "flf")
     if mode == "t2v" and clip.mode == "auto" and not clip.has_image:
         notices.insert(0, f"{clip.clip_id}: no keyframe, using text-to-video")
+    accepts_seed = fam.provider == "comfyui" or "seed" in set(fam.get("fields", variant) or ())
     return Resolution(fam.provider, fam.id, fam.endpoints[variant], mode, payload, files, audio,
-                      cost, tuple(notices))
+                      cost, tuple(notices), accepts_seed)
 
 
 def _resolve_local(clip: ClipParams) -> Resolution:

@@ -92,10 +92,14 @@ def cli() -> None:
               help="Resubmit jobs a crashed run may or may not have submitted (may pay twice).")
 @click.option("--cancel-on-interrupt", is_flag=True,
               help="On Ctrl-C, cancel submitted paid jobs instead of leaving them for the next run.")
+@click.option("--review", "review_clips", is_flag=True,
+              help="Review each generated clip as it arrives (see `aivpbuild review`).")
+@click.option("--retry-failed", type=click.IntRange(min=0), default=0, metavar="N",
+              help="With --review: give a failed clip up to N new takes (within the budget).")
 @project_options
 def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going: bool,
           force: bool, max_cost: float | None, yes: bool, resubmit_uncertain: bool,
-          cancel_on_interrupt: bool,
+          cancel_on_interrupt: bool, review_clips: bool, retry_failed: int,
           directory: str, manifest: str | None, profile: str | None, as_json: bool,
           verbose: bool) -> None:
     """Build TARGETS (ids, globs, `id+` for downstream); all when none are given."""
@@ -108,7 +112,8 @@ def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going:
         result = project.build(targets, jobs=jobs, keep_going=keep_going, force=force,
                                report=reporter, resubmit_uncertain=resubmit_uncertain,
                                max_cost=max_cost, cancel_on_interrupt=cancel_on_interrupt,
-                               confirm=None if yes else terminal_confirm())
+                               confirm=None if yes else terminal_confirm(), review=review_clips,
+                               retry_failed=retry_failed)
     finally:
         if hasattr(reporter, "close"):
             reporter.close()
@@ -145,7 +150,8 @@ def summarize(result: Any, as_json: bool) -> None:
         counts[outcome.action] = counts.get(outcome.action, 0) + 1
     if as_json:
         click.echo(json.dumps({"event": "summary", "counts": counts,
-                               "failed": result.failed, "skipped": result.skipped}))
+                               "failed": result.failed, "skipped": result.skipped,
+                               "review_failed": result.review_failed}))
     else:
         parts = [f"{n} {action}" for action, n in sorted(counts.items()) if action != "not selected"]
         click.echo("build finished: " + (", ".join(parts) or "nothing to do"))
@@ -154,6 +160,10 @@ def summarize(result: Any, as_json: bool) -> None:
     if result.failed:
         skipped = f"; skipped because of them: {', '.join(result.skipped)}" if result.skipped else ""
         raise BuildFailed(f"{len(result.failed)} target(s) failed: {', '.join(result.failed)}{skipped}")
+    if result.review_failed:
+        names = ", ".join(result.review_failed)
+        raise BuildFailed(f"{len(result.review_failed)} clip(s) failed review: {names} "
+                          "(`aivpbuild takes ID`, then `pick`, `reject` or `reroll`)")
 
 
 @cli.command()
@@ -241,6 +251,74 @@ def cost(directory: str, manifest: str | None, profile: str | None, as_json: boo
 
     report = load(directory, manifest, profile).cost()
     emit_json(report) if as_json else click.echo(format_spend(report))
+
+
+@cli.command()
+@click.argument("clip")
+@project_options
+def takes(clip: str, directory: str, manifest: str | None, profile: str | None, as_json: bool,
+          verbose: bool) -> None:
+    """List CLIP's takes: number, seed, model, cost, review, date (* marks the current one)."""
+    found = load(directory, manifest, profile).takes(clip)
+    if as_json:
+        emit_json([t.to_json() for t in found])
+        return
+    if not found:
+        click.echo(f"{clip} has no takes yet (build it first)")
+        return
+    click.echo(f"  {'take':>4}  {'seed':>10}  {'model':<40} {'cost':>7}  {'review':<7} built")
+    for t in found:
+        mark = "*" if t.current else " "
+        review = t.review or "-"
+        note = f"  rejected{': ' + t.rejected if t.rejected else ''}" if t.rejected is not None else ""
+        click.echo(f"{mark} {t.number:>4}  {t.seed if t.seed is not None else '-':>10}  {t.model or '-'!s:<40} "
+                   f"${t.cost_usd:>6.2f}  {review:<7} {t.built_at}{note}")
+
+
+@cli.command()
+@click.argument("clip")
+@click.argument("number", type=click.IntRange(min=1))
+@project_options
+def pick(clip: str, number: int, directory: str, manifest: str | None, profile: str | None,
+         as_json: bool, verbose: bool) -> None:
+    """Make take NUMBER of CLIP current, from the cache (no provider call)."""
+    take = load(directory, manifest, profile).pick(clip, number)
+    emit_json(take.to_json()) if as_json else click.echo(
+        f"{clip}: take {take.number} is current (seed {take.seed}); run `aivpbuild` to update what uses it")
+
+
+@cli.command()
+@click.argument("clip")
+@click.option("--reason", default="", help="Why (kept with the take).")
+@project_options
+def reject(clip: str, reason: str, directory: str, manifest: str | None, profile: str | None,
+           as_json: bool, verbose: bool) -> None:
+    """Reject CLIP's current take: the next build makes a new take with a new seed."""
+    number = load(directory, manifest, profile).reject(clip, reason)
+    emit_json({"clip": clip, "rejected": number, "reason": reason}) if as_json else click.echo(
+        f"{clip}: take {number} rejected; the next build makes a new take (`aivpbuild pick {clip} "
+        f"{number}` takes it back)")
+
+
+@cli.command()
+@click.argument("clip")
+@click.option("--seed", type=int, default=None, help="The new take's seed (default: a fresh one).")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None, metavar="USD",
+              help="Refuse (exit 3) if the new take is estimated above USD.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before an expensive take.")
+@project_options
+def reroll(clip: str, seed: int | None, max_cost: float | None, yes: bool, directory: str,
+           manifest: str | None, profile: str | None, as_json: bool, verbose: bool) -> None:
+    """Make a new take of CLIP now; the current one stays restorable (`pick`)."""
+    project = load(directory, manifest, profile)
+    reporter = make_reporter(as_json, verbose, total=1)
+    try:
+        result = project.reroll(clip, seed=seed, report=reporter, max_cost=max_cost,
+                                confirm=None if yes else terminal_confirm())
+    finally:
+        if hasattr(reporter, "close"):
+            reporter.close()
+    summarize(result, as_json)
 
 
 @cli.group(invoke_without_command=True)

@@ -6,6 +6,10 @@ through its provider (upload → [journal intent] → submit → [journal reques
 result → fetch → verify → cache), a derived frame by extraction, the edit by assembly.
 Outputs reach ``video/`` only through the cache and an atomic rename; ``aivp.lock`` is
 rewritten after every finished target, so a crash never loses finished work.
+
+A clip whose current take was rejected, or that is rerolled, gets a new take with a new
+seed. With a review hook, each generated clip is reviewed as it arrives, and a failed one is
+rejected and made again, up to ``retry_failed`` extra takes within ``retry_budget``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from aivpbuild.outputs import utc_now
 from aivpbuild.providers.base import (
     Completed,
     Failed,
+    GenerationRequest,
     JobHandle,
     JobStatus,
     Provider,
@@ -51,6 +56,13 @@ class BuildOptions:
     cancel_on_interrupt: bool = False
     #: Journaled paid jobs whose key no longer matches any target: collected into the cache.
     orphans: tuple[Any, ...] = ()
+    #: Targets to make a new take of now: target id -> seed (None: a fresh one).
+    rerolls: dict[str, int | None] = field(default_factory=dict)
+    #: Reviews a generated clip (in a worker thread); returns the review record.
+    review: Callable[[ClipTarget], dict[str, Any]] | None = None
+    #: Extra takes a clip that fails review may get, and the dollars they may spend in all.
+    retry_failed: int = 0
+    retry_budget: float | None = None
 
 
 @dataclass
@@ -68,6 +80,8 @@ class Outcome:
 class BuildResult:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     interrupted: bool = False
+    #: Clips whose last take failed the review of ``build --review``.
+    review_failed: list[str] = field(default_factory=list)
 
     def by_action(self, action: str) -> list[str]:
         return [o.target for o in self.outcomes.values() if o.action == action]
@@ -99,6 +113,8 @@ class BuildContext:
     selected: set[str] | None = None
     #: Closes the provider adapters, inside the build's event loop (their connections live there).
     close_providers: Callable[[], Awaitable[None]] | None = None
+    #: Told each review result (writes it into the clip's log and plan row).
+    on_review: Callable[[Target, dict[str, Any]], None] | None = None
 
 
 class Executor:
@@ -117,6 +133,8 @@ class Executor:
         self._interrupts = 0
         self._inflight: dict[str, tuple[Provider, JobHandle, int | None]] = {}
         self._critical: set[asyncio.Future[Any]] = set()
+        self._retries: dict[str, int] = {}
+        self._retry_spent = 0.0
 
     # ------------------------------------------------------------------ running
     def run(self, order: list[str]) -> BuildResult:
@@ -212,6 +230,53 @@ class Executor:
 
     # ------------------------------------------------------------------ one target
     async def _make(self, target: Target) -> Outcome:
+        """Make the target; a generated clip that fails review is made again while allowed."""
+        spent = 0.0
+        while True:
+            outcome = await self._make_once(target)
+            spent += outcome.cost_usd
+            if not await self._retry_after_review(target, outcome):
+                outcome.cost_usd = spent
+                return outcome
+
+    async def _retry_after_review(self, target: Target, outcome: Outcome) -> bool:
+        """Review a just-generated clip; on failure reject the take and say whether to make
+        another (within the retry count and budget)."""
+        review = self.options.review
+        if review is None or not isinstance(target, ClipTarget) or outcome.action != "generated":
+            return False
+        record = await asyncio.to_thread(review, target)
+        status = outcome.status
+        assert status is not None and status.key is not None
+        self.ctx.state.record_review(target=target.id, key=status.key, digest=str(self.digests[target.id]),
+                                     result=record)
+        failed = [name for name, check in record.get("checks", {}).items() if not check.get("passed")]
+        self.ctx.report("reviewed", target.id, passed=record["passed"], failed=failed)
+        if self.ctx.on_review is not None:
+            self.ctx.on_review(target, record)
+        if record["passed"]:
+            return False
+        if self._stopping or self._retries.get(target.id, 0) >= self.options.retry_failed:
+            self.result.review_failed.append(target.clip_id)
+            return False
+        estimate = target.estimate_usd or 0.0
+        budget = self.options.retry_budget
+        if budget is not None and self._retry_spent + estimate > budget + 1e-9:
+            self.ctx.report("notice", target.id, message=f"{target.clip_id} failed review; not retried: "
+                            f"another take (${estimate:.2f}) would pass the budget")
+            self.result.review_failed.append(target.clip_id)
+            return False
+        from aivpbuild.takes import reject_current
+
+        self._retries[target.id] = self._retries.get(target.id, 0) + 1
+        self._retry_spent += estimate
+        reject_current(self.ctx.cache, self.ctx.lock, target.id, status.key,
+                       f"review failed: {', '.join(failed)}")
+        self.ctx.report("notice", target.id, message=f"{target.clip_id} failed review "
+                        f"({', '.join(failed)}): making take {self._retries[target.id] + 1}")
+        return True
+
+    async def _make_once(self, target: Target) -> Outcome:
         status = self.evaluator.evaluate(target, self.digests, forced=target.id in self.options.forced)
         selected = self.ctx.selected is None or target.id in self.ctx.selected
         if status.state == UP_TO_DATE or (status.state == MODIFIED and not status.needs_work):
@@ -335,9 +400,12 @@ class Executor:
             "model": meta.get("model"), "request_id": meta.get("request_id"),
             "seed": meta.get("seed"), "cost_usd": float(meta.get("cost_usd") or 0.0),
             "built_at": meta.get("built_at") or utc_now(),
+            **({"take": status.action.current + 1}
+               if isinstance(target, ClipTarget) and status.action is not None else {}),
         })
         self.ctx.lock.save(throttle=True)
-        self.ctx.on_target_done(target, status, outcome, meta)
+        take = (self.ctx.lock.get(target.id) or {}).get("take")
+        self.ctx.on_target_done(target, status, outcome, {**meta, "take": take} if take else meta)
 
     # ------------------------------------------------------------------ makers
     async def _extract(self, target: FrameTarget) -> Path:
@@ -358,10 +426,10 @@ class Executor:
 
     async def _generate(self, target: ClipTarget,
                         status: TargetStatus) -> tuple[Path, dict[str, Any], int | None]:
-        request = target.request
-        provider = self.ctx.providers(request.provider)
         assert status.key is not None
-        handle, job_id = await self._submit_or_resume(target, provider, status.key, status.material)
+        request = self._take_request(target, status)
+        provider = self.ctx.providers(request.provider)
+        handle, job_id = await self._submit_or_resume(target, request, provider, status.key, status.material)
         if provider.paid:
             self._inflight[target.id] = (provider, handle, job_id)
         outcome = await provider.wait(handle, lambda s: self._on_status(target.id, s))
@@ -390,9 +458,23 @@ class Executor:
         }
         return tmp, meta, job_id
 
-    async def _submit_or_resume(self, target: ClipTarget, provider: Provider, key: str,
-                                material: dict[str, Any] | None) -> tuple[JobHandle, int | None]:
-        request = target.request
+    def _take_request(self, target: ClipTarget, status: TargetStatus) -> GenerationRequest:
+        """The clip's request, with a new seed when this is a new take of an unchanged clip (its
+        current take rejected, or a reroll): the same seed would make the same video again."""
+        from aivpbuild.staleness import REJECTED
+        from aivpbuild.takes import new_seed
+
+        rerolled = target.id in self.options.rerolls
+        previous = self.ctx.cache.action(status.key) if status.key else None
+        if not (rerolled or status.state == REJECTED or (previous and previous.take.rejected)):
+            return target.request
+        seed = self.options.rerolls.get(target.id)
+        if seed is None:
+            seed = new_seed(str(status.key), len(previous.takes) + 1 if previous else 1)
+        return target.request.with_seed(seed)
+
+    async def _submit_or_resume(self, target: ClipTarget, request: GenerationRequest, provider: Provider,
+                                key: str, material: dict[str, Any] | None) -> tuple[JobHandle, int | None]:
         if provider.paid:
             for job in self.ctx.state.open_jobs(key):
                 if job.handle:
@@ -416,15 +498,15 @@ class Executor:
             return await provider.submit(request.endpoint, payload), None
         # intent → submit → request id is one unit that Ctrl-C must not cut in half: it runs as
         # its own task, shielded from the target's cancellation and awaited before shutdown.
-        critical = asyncio.ensure_future(self._journaled_submit(target, provider, key, material, payload))
+        critical = asyncio.ensure_future(self._journaled_submit(target, request, provider, key, material,
+                                                                payload))
         self._critical.add(critical)
         critical.add_done_callback(self._critical.discard)
         return await asyncio.shield(critical)
 
-    async def _journaled_submit(self, target: ClipTarget, provider: Provider, key: str,
-                                material: dict[str, Any] | None,
+    async def _journaled_submit(self, target: ClipTarget, request: GenerationRequest, provider: Provider,
+                                key: str, material: dict[str, Any] | None,
                                 payload: dict[str, Any]) -> tuple[JobHandle, int | None]:
-        request = target.request
         job_id = self.ctx.state.journal_intent(
             key=key, target=target.id, provider=request.provider, endpoint=request.endpoint,
             input_digest=sha256_bytes(canonical_json(payload).encode()),

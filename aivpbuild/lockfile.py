@@ -16,8 +16,6 @@ from aivpbuild.errors import ManifestError
 from aivpbuild.fsutil import atomic_write_text
 
 LOCK_NAME = "aivp.lock"
-#: A throttled save waits at least this long after the previous write (seconds).
-MIN_SAVE_INTERVAL = 1.0
 _HEADER = "# aivp.lock: written by aivpbuild after every finished target. Commit it; do not edit.\n"
 
 
@@ -91,14 +89,14 @@ class LockFile:
     def save(self, *, throttle: bool = False) -> bool:
         """Write the lock if its content changed; returns whether it wrote.
 
-        With ``throttle`` a write is skipped while the time since the last one is under a
-        second, or under ten times what that write took (a lock of thousands of targets): the
-        cache's action records keep every finished target durable in between, and the final
-        save of a build is never throttled.
+        With ``throttle`` a write is skipped while the time since the last one is under ten
+        times what that write took: small locks are written after every target, a lock of
+        thousands of targets at most every few hundred milliseconds (the cache's action
+        records keep every finished target durable in between). Only changed entries are
+        rendered again.
         """
         now = time.monotonic()
-        wait = max(MIN_SAVE_INTERVAL, 10 * self._last_write_cost)
-        if throttle and now - self._last_write_at < wait:
+        if throttle and now - self._last_write_at < 10 * self._last_write_cost:
             self._pending = True
             return False
         text = self.render()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,11 +114,16 @@ class OutputWriter:
         self._last_flush = 0.0
         self._dirty = False
 
-    def start(self, lock: Any) -> None:
+    def start(self, lock: Any, review_of: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
+        """Rows from the lock: built clips are done, or failed when their take failed review."""
         for tid, row in self.rows.items():
             entry = lock.get(tid)
             built = entry and (self.root / row.file).is_file()
             row.status = "done" if built else "pending"
+            if built and review_of is not None and entry.get("digest"):
+                review = review_of(tid, str(entry["digest"]))
+                if review is not None and not review.get("passed"):
+                    row.status = "failed"
         self.flush(force=True)
 
     def event(self, kind: str, tid: str | None, **_info: Any) -> None:
@@ -141,6 +146,15 @@ class OutputWriter:
         self.write_log(target, meta, outcome.action)
         self.flush()
 
+    def target_reviewed(self, target: Any, record: dict[str, Any]) -> None:
+        """A clip reviewed during the build: the result goes into its log and plan row."""
+        path = self.root / LOG_DIR / f"{target.clip_id}.json"
+        if path.is_file():
+            write_clip_log(self.root, {**json.loads(path.read_text("utf-8")), "review": record})
+        self.rows[target.id].status = "done" if record.get("passed") else "failed"
+        self._dirty = True
+        self.flush(force=not record.get("passed"))
+
     def write_log(self, target: Any, meta: dict[str, Any], action: str) -> None:
         request = target.request
         rel = self._rel
@@ -153,7 +167,7 @@ class OutputWriter:
             video_url=meta.get("video_url"), cost_usd=float(meta.get("cost_usd") or 0.0),
             timestamp=meta.get("built_at") or utc_now(),
             extra={"provider": request.provider, "notes": meta.get("notes", []),
-                   "restored_from_cache": action == "restored"},
+                   "restored_from_cache": action == "restored", "take": meta.get("take")},
         )
         write_clip_log(self.root, record)
 

@@ -153,6 +153,7 @@ class Planner:
             payload=resolution.payload,
             file_inputs={name: p for name, role in resolution.file_fields.items()
                          if (p := paths.get(role)) is not None},
+            accepts_seed=resolution.accepts_seed,
         )
         if resolution.mode == "t2v":  # keyframes are not inputs of a text-to-video clip
             for role in ("image", "end_image"):

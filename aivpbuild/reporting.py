@@ -45,6 +45,9 @@ class PlainReporter:
             return f"FAILED {name}: {info['error']}"
         if kind == "skipped":
             return f"skipped {name}: {info['reason']}"
+        if kind == "reviewed":
+            failed = ", ".join(info.get("failed") or ())
+            return f"reviewed {name}: " + ("passed" if info.get("passed") else f"FAILED ({failed})")
         if kind == "queued":
             if self._last_queue.get(name) == info.get("position"):
                 return None

@@ -84,7 +84,7 @@ class Evaluator:
         return key, {**target.material, "inputs": inputs, "upstream": ups}
 
     def evaluate(self, target: Target, upstream: Mapping[str, str | None], *,
-                 forced: bool = False, rejected: bool = False) -> TargetStatus:
+                 forced: bool = False) -> TargetStatus:
         status = TargetStatus(target=target.id, state=MISSING, estimate_usd=target.estimate_usd)
         computed = self.material(target, upstream)
         entry = self.lock.get(target.id)
@@ -100,8 +100,10 @@ class Evaluator:
         if forced:
             status.state = FORCED
             return status
-        if rejected:
+        if entry and entry.get("key") == key and entry.get("rejected") is not None:
             status.state = REJECTED
+            status.reasons = [f"take {entry.get('take', '?')} rejected: {entry['rejected']}"
+                              if entry["rejected"] else f"take {entry.get('take', '?')} rejected"]
             return status
         if entry and entry.get("key") == key:
             try:

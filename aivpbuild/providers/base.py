@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -58,6 +58,16 @@ class GenerationRequest:
     payload: Mapping[str, Any] = field(default_factory=dict)
     #: Input-JSON field name -> local file to upload into it (e.g. ``image_url``).
     file_inputs: Mapping[str, Path] = field(default_factory=dict)
+    #: Whether the model takes a seed.
+    accepts_seed: bool = True
+
+    def with_seed(self, seed: int) -> GenerationRequest:
+        """This request with another seed (a new take): in the input JSON too, when the model
+        takes one."""
+        payload = dict(self.payload)
+        if self.accepts_seed:
+            payload["seed"] = seed
+        return replace(self, seed=seed, payload=payload)
 
     @property
     def frame_count(self) -> int:

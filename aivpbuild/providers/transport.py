@@ -3,8 +3,8 @@
 httpx's own connection pool (httpcore) spends 1.5–4 ms of CPU per request once a few dozen
 jobs are in flight, which made a 200-clip remote build cost ~25 ms of CPU per job; aiohttp
 does the same requests for ~0.3–0.6 ms. It is an optional extra (``aivpbuild[aiohttp]``);
-without it, or with ``http_transport: httpx`` in a provider's settings, httpx's own transport
-is used.
+without it, with ``http_transport: httpx`` in a provider's settings, or when a proxy is set
+in the environment (``HTTPS_PROXY`` …, which httpx honours), httpx's own transport is used.
 
 Errors are mapped so that the retry rules stay safe: only failures that happen before the
 request could reach the server become :class:`httpx.ConnectError`/:class:`httpx.ConnectTimeout`
@@ -46,7 +46,9 @@ def available() -> bool:
 
 def make_transport(choice: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
     """The transport for a provider's ``http_transport`` setting (None: httpx's own)."""
-    if choice == "httpx" or (choice == "auto" and not available()):
+    import urllib.request
+
+    if choice == "httpx" or (choice == "auto" and (not available() or urllib.request.getproxies())):
         return None
     if not available():
         from aivpbuild.errors import ConfigError
@@ -104,7 +106,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             keepalive_timeout=self._limits.keepalive_expiry or 5.0,
             ssl=httpx.create_ssl_context(),
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=True, auto_decompress=False)
+        # trust_env would read ~/.netrc on every request; proxies are left to httpx (above)
+        return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         import aiohttp

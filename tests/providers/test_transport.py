@@ -128,8 +128,12 @@ def test_a_hang_is_a_read_timeout_and_a_truncated_download_is_fetched_again(tmp_
 
 
 def test_the_setting_chooses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     assert isinstance(transport.make_transport("auto", LIMITS), transport.AiohttpTransport)
     assert transport.make_transport("httpx", LIMITS) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # httpx honours proxies
+    assert transport.make_transport("auto", LIMITS) is None
     monkeypatch.setattr(transport, "available", lambda: False)
     assert transport.make_transport("auto", LIMITS) is None
     with pytest.raises(ConfigError, match=r"aivpbuild\[aiohttp\]"):

@@ -101,6 +101,18 @@ class Project:
     def notices(self) -> list[str]:
         return [n for t in self.plan.targets.values() for n in t.notices]
 
+    def storyboard_checks(self) -> list[str]:
+        """The storyboard checks (portraits, scene sheets, durations, frame plan) as warning
+        lines, when the project has ``storyboard/storyboard-final/``; [] (and no cost) if not."""
+        if not (self.root / "storyboard" / "storyboard-final").is_dir():
+            return []
+        from aivpbuild.compile import status_warnings
+
+        try:
+            return status_warnings(self.root, self.manifest_path)
+        except ConfigError as exc:  # the compile extra is not installed
+            return [f"warning: storyboard checks skipped: {exc.message} ({exc.hint})"]
+
     def select(self, patterns: Iterable[str]) -> set[str] | None:
         from aivpbuild.graph import select
 

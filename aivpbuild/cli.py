@@ -21,7 +21,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 #: Options that take a value, so the word after them is never mistaken for a command.
 VALUE_OPTIONS = {"-C", "-f", "--profile", "-j", "--jobs", "--max-cost", "--format", "-o", "--output",
-                 "--width", "--name"}
+                 "--width", "--name", "--storyboard"}
 
 
 class DefaultBuildGroup(click.Group):
@@ -174,18 +174,22 @@ def status(targets: tuple[str, ...], force: bool, directory: str, manifest: str 
            profile: str | None, as_json: bool, verbose: bool) -> None:
     """What is stale, why, and what it would cost."""
     project = load(directory, manifest, profile)
-    show_status(project, project.status(targets, force=force), as_json)
+    show_status(project, project.status(targets, force=force), as_json,
+                warnings=project.storyboard_checks())
 
 
-def show_status(project: Any, statuses: list[Any], as_json: bool, dry_run: bool = False) -> None:
+def show_status(project: Any, statuses: list[Any], as_json: bool, dry_run: bool = False,
+                warnings: list[str] | None = None) -> None:
     work = [s for s in statuses if s.needs_work]
     total = sum(s.estimate_usd or 0.0 for s in work)
     if as_json:
         emit_json({"targets": [s.to_json() for s in statuses], "notices": project.notices(),
-                   "stale": len(work), "estimate_usd": round(total, 4)})
+                   "warnings": warnings or [], "stale": len(work), "estimate_usd": round(total, 4)})
         return
     for notice in project.notices():
         click.echo(f"note: {notice}", err=True)
+    for warning in warnings or []:
+        click.echo(warning, err=True)
     width = max((len(s.target) for s in statuses), default=10)
     for s in statuses:
         cost = f"  ${s.estimate_usd:.2f}" if s.needs_work and s.estimate_usd else ""
@@ -195,6 +199,65 @@ def show_status(project: Any, statuses: list[Any], as_json: bool, dry_run: bool 
     verb = "would make" if dry_run else "to make"
     click.echo(f"{len(work)} {verb}, {restorable} to restore, "
                f"{len(statuses) - len(work) - restorable} up to date; estimated cost ${total:.2f}")
+
+
+@cli.command("compile")
+@click.option("--storyboard", "storyboard", default=None, metavar="DIR",
+              help="Storyboard directory (default storyboard/storyboard-final).")
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the manifest's unified diff; write nothing.")
+@click.option("--check", is_flag=True, help="Only check the inputs (keyframes, portraits, scene sheets, durations).")
+@click.option("--strict", is_flag=True, help="Any problem is an error (exit 2); nothing is written.")
+@project_options
+def compile_command(storyboard: str | None, dry_run: bool, show_diff: bool, check: bool, strict: bool,
+                    directory: str, manifest: str | None, profile: str | None, as_json: bool,
+                    verbose: bool) -> None:
+    """Storyboard markdown -> project.aivp.yaml, keeping every hand edit (three-way merge)."""
+    from aivpbuild.compile import compile_storyboard
+
+    report = compile_storyboard(directory, storyboard_dir=storyboard, manifest=manifest,
+                                dry_run=dry_run or show_diff, check=check, strict=strict)
+    if as_json:
+        emit_json(compile_json(report))
+    else:
+        show_compile(report, show_diff)
+
+
+def compile_json(report: Any) -> dict[str, Any]:
+    problems = [{"file": str(p.file), "line": p.line, "severity": p.severity, "message": p.message}
+                for p in report.problems]
+    result = report.result
+    if result is None:
+        return {"problems": problems}
+    return {"manifest": str(result.manifest), "written": result.written, "changes": result.changes,
+            "conflicts": result.conflicts, "kept": result.kept, "problems": problems,
+            "diff": result.diff}
+
+
+def show_compile(report: Any, show_diff: bool) -> None:
+    for problem in report.problems:
+        click.echo(report.describe(problem), err=True)
+    result = report.result
+    if result is None:
+        click.echo(f"checks: {len(report.problems)} problem(s)" if report.problems else "checks: all good")
+        return
+    if show_diff:
+        click.echo(result.diff, nl=False)
+        return
+    for change in result.changes:
+        click.echo(f"  {change}")
+    for conflict in result.conflicts:
+        click.echo(f"conflict: {conflict}")
+    for kept in result.kept:
+        click.echo(f"kept: {kept}")
+    name = result.manifest.name if result.manifest else "the manifest"
+    summary = f"{len(result.changes)} change(s), {len(result.conflicts)} conflict(s), {len(report.problems)} warning(s)"
+    if result.written:
+        click.echo(f"wrote {name}: {summary}")
+    elif result.text and result.diff:
+        click.echo(f"dry run: would write {name}: {summary}")
+    else:
+        click.echo(f"{name} is up to date: {summary}")
 
 
 @cli.command()

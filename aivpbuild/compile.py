@@ -9,6 +9,7 @@ in round-trip mode so comments, key order and quoting survive.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 import itertools
@@ -772,9 +773,10 @@ def _schema_path(root: Path, manifest: Path) -> str | None:
 # ----------------------------------------------------------------------------- checks
 def check_project(root: Path, manifest_clips: Mapping[str, Mapping[str, Any]] | None = None, *,
                   storyboard_dir: Path | None = None, context: Mapping[str, Any] | None = None,
-                  manifest: Path | None = None) -> list[Problem]:
+                  manifest: Path | None = None, keyframes: bool = True) -> list[Problem]:
     """Warnings about inputs the build will miss: keyframes (said once per clip), portraits of
-    every @Character, a sheet for every scene, durations that disagree, unplanned keyframes."""
+    every @Character, a sheet for every scene, durations that disagree, unplanned keyframes.
+    ``keyframes=False`` leaves out the per-clip file checks (``status`` has the plan's notices)."""
     root = Path(root)
     board = Path(storyboard_dir) if storyboard_dir else root / DEFAULT_STORYBOARD
     if not board.is_absolute() and not board.is_dir():
@@ -793,7 +795,7 @@ def check_project(root: Path, manifest_clips: Mapping[str, Mapping[str, Any]] | 
     by_id = {s.clip_id: s for s in shots}
     reported: set[str] = set()  # portraits already named (by the shot check, with a hint)
     per_shot = [p for shot in shots for p in _shot_problems(root, shot, context or {}, reported)]
-    for clip_id, clip in clips.items():
+    for clip_id, clip in clips.items() if keyframes else ():
         shot = by_id.get(clip_id)
         where = shot.path if shot else source
         problems.extend(_keyframe_problems(root, clip_id, clip, where, reported))
@@ -876,3 +878,95 @@ def _plan_problems(board: Path, shots: Sequence[Shot], clips: Mapping[str, Any]
                 problems.append(Problem(path, None, f"{shot.clip_id}: no {which}-frame entry "
                                         f"for Shot {shot.scene_shot} in the frame plan"))
     return problems
+
+
+# ----------------------------------------------------------------------------- command
+@dataclass
+class CompileReport:
+    """What ``aivpbuild compile`` did: the merge (None for ``--check``) and every problem."""
+
+    root: Path
+    result: CompileResult | None
+    problems: list[Problem]
+
+    def describe(self, problem: Problem) -> str:
+        """``file:line: severity: message`` with the file relative to the project."""
+        return describe_problem(problem, self.root)
+
+
+def describe_problem(problem: Problem, root: Path) -> str:
+    path = problem.file
+    with contextlib.suppress(ValueError):
+        path = path.resolve().relative_to(root.resolve())
+    where = f"{path.as_posix()}:{problem.line}" if problem.line else path.as_posix()
+    return f"{where}: {problem.severity}: {problem.message}"
+
+
+def compile_storyboard(root: Path | str, *, storyboard_dir: Path | str | None = None,
+                       manifest: Path | str | None = None, dry_run: bool = False,
+                       check: bool = False, strict: bool = False) -> CompileReport:
+    """``aivpbuild compile``: merge the storyboard into the manifest (``dry_run``: write
+    nothing), then check inputs; ``check`` only checks. With ``strict`` any problem is a
+    ManifestError and nothing is written. The manifest need not exist yet."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"project directory {root} does not exist", hint="check -C DIR")
+    board = _storyboard_dir(root, Path(storyboard_dir) if storyboard_dir else None)
+    path = root / manifest if manifest else None
+    if check:
+        problems = _checks(root, board, path, None)
+        _refuse_if_strict(strict, problems, "the checks found problems")
+        return CompileReport(root, None, problems)
+    result = compile_project(root, storyboard_dir=board, manifest=path,
+                             dry_run=dry_run or strict, strict=strict)
+    problems = _merge_problems(result.problems, _checks(root, board, result.manifest, result.text))
+    _refuse_if_strict(strict, problems, "compile found problems")
+    if strict and not dry_run:
+        result = compile_project(root, storyboard_dir=board, manifest=path)
+    return CompileReport(root, result, problems)
+
+
+def _checks(root: Path, board: Path, manifest: Path | None, text: str | None) -> list[Problem]:
+    """check_project against the manifest's clips (``text``, else the file) when there is one."""
+    if manifest is None:
+        manifest = next((root / n for n in MANIFEST_NAMES if (root / n).is_file()), None)
+    if text is None and manifest is not None and manifest.is_file():
+        text = manifest.read_text(encoding="utf-8")
+    clips, context = _clips_and_context(text)
+    return check_project(root, clips, storyboard_dir=board, context=context, manifest=manifest)
+
+
+def _clips_and_context(text: str | None) -> tuple[Mapping[str, Any] | None, Mapping[str, Any]]:
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text else None
+    except yaml.YAMLError:
+        data = None  # the build reports the manifest's own errors; check the storyboard alone
+    if not isinstance(data, dict) or not isinstance(data.get("clips"), dict):
+        return None, {}
+    clips = {str(k): v for k, v in data["clips"].items() if isinstance(v, dict)}
+    context = data.get("context")
+    return clips, context if isinstance(context, dict) else {}
+
+
+def _merge_problems(first: list[Problem], second: list[Problem]) -> list[Problem]:
+    return first + [p for p in second if p not in first]
+
+
+def _refuse_if_strict(strict: bool, problems: list[Problem], what: str) -> None:
+    if strict and problems:
+        listed = "\n".join(f"  {p}" for p in problems[:30])
+        more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
+        raise ManifestError(f"{what} (--strict; nothing written):\n{listed}{more}",
+                            hint="fix them, or run without --strict to treat them as warnings")
+
+
+def status_warnings(root: Path, manifest: Path) -> list[str]:
+    """The storyboard checks ``status`` prints (keyframe fallbacks are the plan's notices).
+    The manifest is read as plain YAML: the plan already validated it, and pydantic is slow
+    to import."""
+    clips, context = _clips_and_context(manifest.read_text(encoding="utf-8"))
+    problems = check_project(root, clips or {}, storyboard_dir=root / DEFAULT_STORYBOARD,
+                             context=context, manifest=manifest, keyframes=False)
+    return [describe_problem(p, root) for p in problems]

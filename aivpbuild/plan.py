@@ -109,6 +109,7 @@ class Planner:
         inputs: dict[str, str] = {}
         upstream: dict[str, str] = {}
         paths: dict[str, Path | None] = {"image": None, "end_image": None}
+        missing: dict[str, str] = {}  # role -> keyframe file that does not exist yet
         for role in ("image", "end_image"):
             source = getattr(clip, role)
             if source is None:
@@ -121,15 +122,15 @@ class Planner:
                 inputs[role] = source
                 paths[role] = self.root / source
             else:
-                notices.append(f"{clip_id}: {role} {source} does not exist yet; "
-                               + ("generating text-to-video" if role == "image" else "ignoring it"))
+                missing[role] = source
         refs: list[Path] = []
         for i, ref in enumerate(clip.refs):
             if self._file(clip_id, "refs", ref, required=True, index=i):
                 inputs[f"refs[{i}]"] = ref
                 refs.append(self.root / ref)
         if paths["image"] is None and paths["end_image"] is not None:
-            notices.append(f"{clip_id}: end_image without image is ignored")
+            if "image" not in missing:
+                notices.append(f"{clip_id}: end_image without image is ignored")
             paths["end_image"] = None
             inputs.pop("end_image", None)
             upstream.pop("end_image", None)
@@ -137,7 +138,10 @@ class Planner:
         width, height = output_size(values["resolution"], values["aspect_ratio"])
         fps = Fraction(values["fps"])
         resolution = self._resolve(clip_id, clip, values, prompt, width, height, fps, paths)
-        notices.extend(resolution.notices)
+        if missing and values["mode"] != "t2v":
+            notices.append(_missing_keyframes_notice(clip_id, missing))
+        notices.extend(n for n in resolution.notices  # said once per clip, just above
+                       if not ("image" in missing and n.endswith("no keyframe, using text-to-video")))
         dialogue = clip.dialogue if isinstance(clip.dialogue, str) or clip.dialogue is None \
             else "\n".join(clip.dialogue)
         request = GenerationRequest(
@@ -231,8 +235,9 @@ class Planner:
             return True
         if required:
             why = "mode: i2v needs its keyframe" if role == "image" else "the file is missing"
+            fix = "set mode: auto to fall back to T2V" if role == "image" else "drop it from refs"
             raise self.error(loc, f"{rel} does not exist ({why})",
-                             "create the file, fix the path, or set mode: auto to fall back to T2V")
+                             f"create the file, fix the path, or {fix}")
         return False
 
     def _frame(self, clip_id: str, role: str, ref: FrameRef) -> FrameTarget:
@@ -251,6 +256,14 @@ class Planner:
                 static_key=key_of(material),
             )
         return self.frames[target_id]
+
+
+def _missing_keyframes_notice(clip_id: str, missing: Mapping[str, str]) -> str:
+    """One notice per clip for keyframe files that do not exist yet (the clip still builds)."""
+    if "image" in missing:
+        files = " and ".join(missing.values())
+        return f"{clip_id}: {files} not there yet; generating text-to-video until it is"
+    return f"{clip_id}: end keyframe {missing['end_image']} not there yet; using the first keyframe only"
 
 
 def _set_fields(model: Any, allowed: Mapping[str, Any] | None = None) -> dict[str, Any]:

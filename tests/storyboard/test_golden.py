@@ -58,9 +58,24 @@ def test_both_layouts_give_the_same_clip(tmp_path: Path) -> None:
     assert "refs: [image/characters/ana-side.png]" in clip_a
 
 
-def test_example_storyboard_compiles_to_the_examples_clips(tmp_path: Path) -> None:
-    """The example project's storyboard agrees with its manifest: ids, order, durations and
-    keyframes (prompts there are written by hand, so they are not compared)."""
+def copy_example(dest: Path) -> Path:
+    """The example project's inputs and manifest (no outputs, no local state)."""
+    shutil.copytree(EXAMPLES, dest, ignore=shutil.ignore_patterns("video", ".aivp", "aivp.lock",
+                                                                  "*.png"))
+    return dest
+
+
+def test_example_manifest_is_what_its_storyboard_compiles_to(tmp_path: Path) -> None:
+    """On a fresh checkout (no record of a last compile) the example needs no change and has
+    no conflict: every storyboard-owned field already agrees; the rest are hand edits."""
+    root = copy_example(tmp_path / "last-delivery")
+    before = (root / "project.aivp.yaml").read_text(encoding="utf-8")
+    result = compile_project(root, dry_run=True)
+    assert (result.changes, result.conflicts, result.kept, result.problems) == ([], [], [], [])
+    assert result.text == before and result.diff == ""
+
+
+def test_example_storyboard_alone_compiles_to_the_examples_shots(tmp_path: Path) -> None:
     root = tmp_path / "last-delivery"
     for part in ("storyboard", "script"):
         shutil.copytree(EXAMPLES / part, root / part)
@@ -70,14 +85,25 @@ def test_example_storyboard_compiles_to_the_examples_clips(tmp_path: Path) -> No
     compiled = parse_manifest(path.read_text(encoding="utf-8"), path)
     source = EXAMPLES / "project.aivp.yaml"
     example = parse_manifest(source.read_text(encoding="utf-8"), source)
-    assert list(compiled.clips) == list(example.clips)
-    for clip_id, clip in example.clips.items():
-        ours = compiled.clips[clip_id]
-        assert ours.duration == (clip.duration or example.defaults.duration), clip_id
-        assert ours.image == clip.image, clip_id
-        assert ours.end_image == clip.end_image, clip_id
-        assert ours.camera == clip.camera, clip_id
-        assert set(clip.refs) <= set(ours.refs), clip_id
+    hand_written = ["title"]  # a title card that is not in the storyboard
+    assert list(compiled.clips) == [c for c in example.clips if c not in hand_written]
+    owned = {"prompt", "alt_prompts", "camera", "camera_fixed", "duration", "aspect_ratio",
+             "image", "end_image", "refs", "scene", "dialogue", "scene_shot", "meta"}
+    for clip_id, ours in compiled.clips.items():
+        theirs = example.clips[clip_id]
+        assert ours.model_dump(include=owned) == theirs.model_dump(include=owned), clip_id
+    assert example.clips["shot-05"].model == "fal-ai/veo3.1"  # the hero shot: a hand edit
     assert "【整体描述】" in compiled.clips["shot-05"].prompt  # the Chinese primary prompt
     assert compiled.clips["shot-05"].alt_prompts is not None
     assert "kling" in compiled.clips["shot-05"].alt_prompts
+
+
+def test_example_title_card_renders_the_sheets() -> None:
+    source = EXAMPLES / "project.aivp.yaml"
+    example = parse_manifest(source.read_text(encoding="utf-8"), source)
+    from aivpbuild.context import build_context
+
+    context = build_context(example.context, EXAMPLES, source)
+    title = render_prompt(example.clips["title"].prompt, context, clip_id="title")
+    assert "Mara: a courier in a bright yellow raincoat" in title
+    assert "A rain-soaked neon market street at night" in title

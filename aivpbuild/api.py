@@ -355,6 +355,7 @@ class Project:
         """Make take ``number`` current: restored from the cache, no provider call; the lock
         and the clip's log say so."""
         from aivpbuild.buildlock import BuildLock
+        from aivpbuild.lockfile import lock_entry
         from aivpbuild.outputs import OutputWriter
         from aivpbuild.takes import choose, list_takes
 
@@ -370,13 +371,8 @@ class Project:
             state.remember_digest(self.root, target.output, take.digest)
             cache.save(action)
             meta = take.metadata
-            lock.set(target.id, {
-                "key": key, "output": target.output, "digest": take.digest, "size": take.size,
-                "provider": meta.get("provider"), "model": meta.get("model"),
-                "request_id": meta.get("request_id"), "seed": meta.get("seed"),
-                "cost_usd": float(meta.get("cost_usd") or 0.0),
-                "built_at": meta.get("built_at") or take.created_at, "take": number, "picked": True,
-            })
+            lock.set(target.id, lock_entry(key=key, output=target.output, digest=take.digest, size=take.size,
+                                           meta=meta, built_at=take.created_at, take=number, picked=True))
             lock.save()
             OutputWriter(self.root, self.plan, cache).write_log(target, {**meta, "take": number}, "picked")
             return next(t for t in list_takes(cache, state, lock, target.id, key) if t.number == number)

@@ -28,7 +28,7 @@ from aivpbuild.crashpoints import crash_point
 from aivpbuild.errors import AivpError, MediaError, ProviderError
 from aivpbuild.fsutil import sha256_bytes
 from aivpbuild.keys import canonical_json
-from aivpbuild.lockfile import LockFile
+from aivpbuild.lockfile import LockFile, lock_entry
 from aivpbuild.outputs import utc_now
 from aivpbuild.providers.base import (
     Completed,
@@ -394,18 +394,12 @@ class Executor:
                      meta: dict[str, Any]) -> None:
         digest = self.digests[target.id]
         output = self.ctx.root / target.output
-        self.ctx.lock.set(target.id, {
-            "key": status.key, "output": target.output, "digest": digest,
-            "size": output.stat().st_size, "provider": meta.get("provider"),
-            "model": meta.get("model"), "request_id": meta.get("request_id"),
-            "seed": meta.get("seed"), "cost_usd": float(meta.get("cost_usd") or 0.0),
-            "built_at": meta.get("built_at") or utc_now(),
-            **({"take": status.action.current + 1}
-               if isinstance(target, ClipTarget) and status.action is not None else {}),
-        })
+        take = {"take": status.action.current + 1} if isinstance(target, ClipTarget) and status.action else {}
+        self.ctx.lock.set(target.id, lock_entry(key=status.key, output=target.output, digest=digest,
+                                                size=output.stat().st_size, meta=meta, built_at=utc_now(),
+                                                **take))
         self.ctx.lock.save(throttle=True)
-        take = (self.ctx.lock.get(target.id) or {}).get("take")
-        self.ctx.on_target_done(target, status, outcome, {**meta, "take": take} if take else meta)
+        self.ctx.on_target_done(target, status, outcome, {**meta, **take})
 
     # ------------------------------------------------------------------ makers
     async def _extract(self, target: FrameTarget) -> Path:

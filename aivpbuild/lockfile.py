@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,18 @@ class LockFile:
         self._last_write_at = time.monotonic()
         self._last_write_cost = self._last_write_at - now
         return True
+
+
+def lock_entry(*, key: str | None, output: str, digest: str | None, size: int,
+               meta: Mapping[str, Any], built_at: str, **extra: Any) -> dict[str, Any]:
+    """One target's lock entry: key, output and digest, and how it was made (``meta``)."""
+    return {
+        "key": key, "output": output, "digest": digest, "size": size,
+        "provider": meta.get("provider"), "model": meta.get("model"),
+        "request_id": meta.get("request_id"), "seed": meta.get("seed"),
+        "cost_usd": float(meta.get("cost_usd") or 0.0), "built_at": meta.get("built_at") or built_at,
+        **extra,
+    }
 
 
 def _render_entry(target: str, entry: dict[str, Any]) -> str:

@@ -190,6 +190,8 @@ class Project:
 
             for notice in self.notices():
                 report("notice", None, message=notice)
+            if not (self.root / "video" / "review.html").is_file():
+                self._report_after_build(report)
             return BuildResult({s.target: Outcome(s.target, "up to date", s) for s in statuses})
         selected = self.select(targets)
         order = [t for t in self.order if selected is None or t in selected]
@@ -236,7 +238,16 @@ class Project:
             finally:
                 lock.save()
                 files.finish(lock)
+        self._report_after_build(report)
         return result
+
+    def _report_after_build(self, report: Callable[..., None]) -> None:
+        """The review page and contact sheet after a build (or a review); failing to write
+        them is a warning, never a failed build."""
+        try:  # a contact sheet is kept current once there is one (drawing it decodes every clip)
+            self.report(contact_sheet=(self.root / "video" / "contact-sheet.png").is_file())
+        except Exception as exc:
+            report("notice", None, message=f"warning: the review page was not written: {exc}")
 
     # ------------------------------------------------------------------ other commands
     def graph_text(self, fmt: str = "mermaid") -> str:
@@ -255,7 +266,8 @@ class Project:
                 if path.is_file():
                     path.unlink()
                     removed.append(target.output)
-            for rel in ("video/log", "video/plan.md"):
+            for rel in ("video/log", "video/plan.md", "video/review", "video/review.html",
+                        "video/contact-sheet.png"):
                 path = self.root / rel
                 if path.is_dir():
                     shutil.rmtree(path)
@@ -279,6 +291,16 @@ class Project:
         path = out if out is not None else self.root / "video" / "contact-sheet.png"
         contact_sheet(clips, path, thumb_width=thumb_width)
         return path
+
+    def report(self, out: Path | None = None, *, contact_sheet: bool = True) -> Path:
+        """Write the HTML review page (default video/review.html) and, with ``contact_sheet``
+        and when the built clips changed, video/contact-sheet.png; returns the page's path."""
+        from aivpbuild.report import refresh_contact_sheet, write_report
+
+        with self._session() as (state, cache, lock):
+            if contact_sheet:
+                refresh_contact_sheet(self.root, self.plan, state, self.contact_sheet)
+            return write_report(self.root, self.plan, state, cache, lock, out)
 
     def review(self, targets: Iterable[str] = ()) -> dict[str, Any]:
         """Technical review of every built clip (and of the cut into clips that continue the
@@ -313,6 +335,8 @@ class Project:
                 if log.is_file():
                     write_clip_log(self.root, {**json.loads(log.read_text("utf-8")), "review": record})
         write_plan(self.root, self.plan.name, rows)
+        if (self.root / "video" / "review.html").is_file():  # keep the page's flags current
+            self._report_after_build(_quiet)
         return results
 
     def _review_hook(self) -> Callable[[Any], dict[str, Any]]:

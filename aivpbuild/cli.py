@@ -286,6 +286,23 @@ def contact_sheet(output: str | None, width: int, directory: str, manifest: str 
     click.echo(f"wrote {path}")
 
 
+@cli.command("report")
+@click.option("-o", "--output", default=None, metavar="HTML", help="Where to write it.")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser.")
+@project_options
+def report_command(output: str | None, open_page: bool, directory: str, manifest: str | None,
+                   profile: str | None, as_json: bool, verbose: bool) -> None:
+    """The HTML review page video/review.html: players, frames, prompts, takes, review flags."""
+    from pathlib import Path
+
+    path = load(directory, manifest, profile).report(Path(output).resolve() if output else None)
+    emit_json({"page": str(path)}) if as_json else click.echo(f"wrote {path}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
+
+
 @cli.command()
 @click.argument("targets", nargs=-1)
 @project_options

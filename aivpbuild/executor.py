@@ -399,7 +399,7 @@ class Executor:
                                                 size=output.stat().st_size, meta=meta, built_at=utc_now(),
                                                 **take))
         self.ctx.lock.save(throttle=True)
-        self.ctx.on_target_done(target, status, outcome, {**meta, **take})
+        self.ctx.on_target_done(target, status, outcome, {**meta, **take, "digest": digest})
 
     # ------------------------------------------------------------------ makers
     async def _extract(self, target: FrameTarget) -> Path:

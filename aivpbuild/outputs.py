@@ -113,6 +113,7 @@ class OutputWriter:
         }
         self._last_flush = 0.0
         self._dirty = False
+        self._thumbs: Any = None  # one worker making review-page thumbnails as clips arrive
 
     def start(self, lock: Any, review_of: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
         """Rows from the lock: built clips are done, or failed when their take failed review."""
@@ -145,6 +146,18 @@ class OutputWriter:
         self._dirty = True
         self.write_log(target, meta, outcome.action)
         self.flush()
+        if meta.get("digest"):
+            self._thumbnail(self.root / target.output, str(meta["digest"]))
+
+    def _thumbnail(self, output: Path, digest: str) -> None:
+        """Start the clip's review-page thumbnails now, overlapping the rest of the build."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from aivpbuild.report import thumbs_for_built_clip
+
+        if self._thumbs is None:
+            self._thumbs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbs")
+        self._thumbs.submit(thumbs_for_built_clip, self.root, output, digest)
 
     def target_reviewed(self, target: Any, record: dict[str, Any]) -> None:
         """A clip reviewed during the build: the result goes into its log and plan row."""
@@ -190,3 +203,5 @@ class OutputWriter:
 
     def finish(self, lock: Any) -> None:
         self.flush(force=True)
+        if self._thumbs is not None:
+            self._thumbs.shutdown(wait=True)

@@ -1,0 +1,76 @@
+"""Small JPEG thumbnails of a clip's first and last frames, and of a keyframe image.
+
+Only the frames needed are decoded: the first frame, then (after a seek to the last
+keyframe before the end) the rest of the clip up to its last frame. Each thumbnail is written
+atomically; a clip that cannot be read raises MediaError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aivpbuild.errors import MediaError
+from aivpbuild.fsutil import atomic_path
+
+THUMB_WIDTH = 320  # pixels; smaller pictures are kept at their own size
+QUALITY = 82
+
+
+def _size(width: int, height: int, limit: int) -> tuple[int, int]:
+    """``width`` x ``height`` shrunk to at most ``limit`` wide (never enlarged)."""
+    if width <= limit:
+        return width, height
+    return limit, max(2, round(limit * height / width))
+
+
+def _save(image: Any, out: Path) -> None:
+    with atomic_path(out) as tmp:
+        image.save(tmp, format="JPEG", quality=QUALITY)
+
+
+def _first_and_last(video: Path) -> tuple[Any, Any]:
+    """The first and last decoded frames of ``video`` (PyAV frames)."""
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise MediaError(f"{video.name} has no video frames")
+            last = first
+            if stream.duration:  # jump to the last keyframe; decode only from there
+                container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True)
+            for frame in container.decode(stream):
+                last = frame
+            return first, last
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError, StopIteration) as exc:
+        raise MediaError(f"cannot read frames from {video.name}: {exc}") from None
+
+
+def clip_thumbs(video: Path, first_out: Path, last_out: Path, *, width: int = THUMB_WIDTH) -> None:
+    """Write the first and last frames of ``video`` as JPEG thumbnails."""
+    from PIL import Image
+
+    from aivpbuild.media.review import frame_rgb
+
+    first, last = _first_and_last(video)
+    size = _size(first.width, first.height, width)
+    for frame, out in ((first, first_out), (last, last_out)):
+        _save(Image.fromarray(frame_rgb(frame, *size)), out)
+
+
+def image_thumb(image: Path, out: Path, *, width: int = THUMB_WIDTH) -> None:
+    """Write a JPEG thumbnail of a keyframe image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as picture:
+            rgb = picture.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise MediaError(f"cannot read the image {image.name}: {exc}") from None
+    size = _size(rgb.width, rgb.height, width)
+    _save(rgb.resize(size, Image.Resampling.LANCZOS) if size != rgb.size else rgb, out)

@@ -138,29 +138,16 @@ class ComfyUIFake(FakeServer):
         self._counter = 0
         self._number = 0
 
-    def billable_count(
-        self, key_fn: Callable[[dict[str, Any]], Any] | None = None
-    ) -> dict[Any, int]:
-        """Accepted prompts per ``key_fn(ledger entry)`` (default: the first ``text`` input)."""
-        with self.lock:
-            entries = list(self.ledger)
-        counts: dict[Any, int] = {}
-        for entry in entries:
-            if key_fn:
-                k = key_fn(entry)
-            else:
-                k = next(
-                    (
-                        n["inputs"]["text"]
-                        for n in entry["workflow"].values()
-                        if isinstance(n, dict)
-                        and isinstance(n.get("inputs"), dict)
-                        and "text" in n["inputs"]
-                    ),
-                    None,
-                )
-            counts[k] = counts.get(k, 0) + 1
-        return counts
+    def billing_key(self, entry: dict[str, Any]) -> Any:
+        """A ledger entry's default key for :meth:`billable_count`: the first ``text`` input."""
+        return next(
+            (
+                n["inputs"]["text"]
+                for n in entry["workflow"].values()
+                if isinstance(n, dict) and isinstance(n.get("inputs"), dict) and "text" in n["inputs"]
+            ),
+            None,
+        )
 
     def job_routes(self) -> set[str]:
         return {"job", "history"}

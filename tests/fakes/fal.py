@@ -186,18 +186,6 @@ class FalFake(FakeServer):
         share = self.queue_seconds / self.latency if self.latency else 0.5
         self.queue_seconds, self.run_seconds = total * share, total * (1 - share)
 
-    def billable_count(
-        self, key_fn: Callable[[dict[str, Any]], Any] | None = None
-    ) -> dict[Any, int]:
-        """Accepted submissions per ``key_fn(ledger entry)`` (default: the input's prompt)."""
-        counts: dict[Any, int] = {}
-        with self.lock:
-            entries = list(self.ledger)
-        for entry in entries:
-            k = key_fn(entry) if key_fn else entry["input"].get("prompt")
-            counts[k] = counts.get(k, 0) + 1
-        return counts
-
     def job_routes(self) -> set[str]:
         return {"job", "result"}
 

@@ -155,18 +155,6 @@ class ReplicateFake(FakeServer):
         self.fail_next: list[str] = []
         self._creates: collections.deque[float] = collections.deque()
 
-    def billable_count(
-        self, key_fn: Callable[[dict[str, Any]], Any] | None = None
-    ) -> dict[Any, int]:
-        """Created predictions per ``key_fn(ledger entry)`` (default: the input's prompt)."""
-        with self.lock:
-            entries = list(self.ledger)
-        counts: dict[Any, int] = {}
-        for entry in entries:
-            k = key_fn(entry) if key_fn else entry["input"].get("prompt")
-            counts[k] = counts.get(k, 0) + 1
-        return counts
-
     def job_routes(self) -> set[str]:
         return {"job", "get"}
 

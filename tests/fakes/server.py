@@ -257,6 +257,23 @@ class FakeServer:
         with self.lock:
             self.faults.clear()
 
+    def billing_key(self, entry: dict[str, Any]) -> Any:
+        """A ledger entry's default key for :meth:`billable_count`: the input's prompt."""
+        return entry["input"].get("prompt")
+
+    def billable_count(
+        self, key_fn: Callable[[dict[str, Any]], Any] | None = None
+    ) -> dict[Any, int]:
+        """Accepted (billable) submissions per ``key_fn(ledger entry)`` (default
+        :meth:`billing_key`); each fake keeps its ``ledger``."""
+        with self.lock:
+            entries = list(getattr(self, "ledger", []))
+        counts: dict[Any, int] = {}
+        for entry in entries:
+            k = (key_fn or self.billing_key)(entry)
+            counts[k] = counts.get(k, 0) + 1
+        return counts
+
     def job_routes(self) -> set[str]:
         """Route names under which job faults may be injected (overridden by each fake)."""
         return {"job"}

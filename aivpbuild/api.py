@@ -243,7 +243,11 @@ class Project:
 
     def _report_after_build(self, report: Callable[..., None]) -> None:
         """The review page and contact sheet after a build (or a review); failing to write
-        them is a warning, never a failed build."""
+        them is a warning, never a failed build. Very large projects are left to `report`."""
+        from aivpbuild.report import AUTO_PAGE_MAX_CLIPS
+
+        if len(self.plan.clips()) > AUTO_PAGE_MAX_CLIPS:
+            return
         try:  # a contact sheet is kept current once there is one (drawing it decodes every clip)
             self.report(contact_sheet=(self.root / "video" / "contact-sheet.png").is_file())
         except Exception as exc:

@@ -146,7 +146,9 @@ class OutputWriter:
         self._dirty = True
         self.write_log(target, meta, outcome.action)
         self.flush()
-        if meta.get("digest"):
+        from aivpbuild.report import AUTO_PAGE_MAX_CLIPS
+
+        if meta.get("digest") and len(self.rows) <= AUTO_PAGE_MAX_CLIPS:
             self._thumbnail(self.root / target.output, str(meta["digest"]))
 
     def _thumbnail(self, output: Path, digest: str) -> None:

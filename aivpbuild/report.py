@@ -27,6 +27,8 @@ TEMPLATE = "review.html.j2"
 THUMB_SUFFIXES = ("-first.jpg", "-last.jpg", "-key.jpg")
 SHEET_MAX_CLIPS = 300  # above this the contact sheet is drawn only by `aivpbuild contact-sheet`
 PRELOAD_MAX_CLIPS = 60  # above this players load nothing until played (the poster shows)
+#: Above this many clips builds leave the page (and its thumbnails) to `aivpbuild report`.
+AUTO_PAGE_MAX_CLIPS = 500
 
 
 @dataclass

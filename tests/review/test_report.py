@@ -207,3 +207,13 @@ def test_thumbs_of_a_clip_with_several_keyframes(tmp_path: Path) -> None:
     first = np.asarray(Image.open(tmp_path / "first.jpg")).reshape(-1, 3).mean(0)
     last = np.asarray(Image.open(tmp_path / "last.jpg")).reshape(-1, 3).mean(0)
     assert np.abs(first - (200, 30, 30)).max() < 15 and np.abs(last - (240, 240, 240)).max() < 15
+
+
+def test_very_large_projects_get_the_page_only_from_report(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("aivpbuild.report.AUTO_PAGE_MAX_CLIPS", 1)
+    root = write_project(tmp_path / "p", manifest({"a": {"prompt": "one"}, "b": {"prompt": "two"}}))
+    build(root)
+    assert not (root / "video/review.html").exists() and not (root / "video/review").exists()
+    Project.load(root).report()
+    assert list(read_page(root).cards) == ["a", "b"]

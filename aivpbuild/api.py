@@ -99,7 +99,8 @@ class Project:
         return self._order
 
     def notices(self) -> list[str]:
-        return [n for t in self.plan.targets.values() for n in t.notices]
+        """The plan's notices; one line for a message many clips share ("12 clips: …")."""
+        return group_notices(n for t in self.plan.targets.values() for n in t.notices)
 
     def storyboard_checks(self) -> list[str]:
         """The storyboard checks (portraits, scene sheets, durations, frame plan) as warning
@@ -494,6 +495,27 @@ async def _cancel_and_close(provider: Any, handle: Any) -> None:
         await provider.cancel(handle)
     finally:
         await provider.aclose()
+
+
+#: A message shared by more clips than this is said once, with the count and the first ids.
+NOTICE_GROUP = 3
+
+
+def group_notices(notices: Iterable[str]) -> list[str]:
+    """``clip: message`` notices with the same message, for more than NOTICE_GROUP clips,
+    folded into one (in the order messages first appear)."""
+    by_message: dict[str, list[str]] = {}
+    for notice in notices:
+        clip, sep, message = notice.partition(": ")
+        by_message.setdefault(message if sep else notice, []).append(clip if sep else "")
+    lines = []
+    for message, clips in by_message.items():
+        if len(clips) <= NOTICE_GROUP or not all(clips):
+            lines += [f"{c}: {message}" if c else message for c in clips]
+        else:
+            shown = ", ".join(clips[:NOTICE_GROUP]) + (", …" if len(clips) > NOTICE_GROUP else "")
+            lines.append(f"{len(clips)} clips ({shown}): {message}")
+    return lines
 
 
 def _find_manifest(root: Path) -> Path:

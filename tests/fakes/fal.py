@@ -69,8 +69,9 @@ from tests.fakes.server import (
 NAMESPACES = ("workflows", "comfy")
 IMAGE_FIELDS = ("image_url", "start_image_url", "first_frame_image")
 LOG_STEPS = 4
-#: How often a status stream looks for a change (seconds).
-STREAM_TICK = 0.02
+#: How often a status stream looks for a change (seconds); it also wakes when the job starts
+#: and when it completes, so completion is sent on time.
+STREAM_TICK = 0.1
 #: error_type -> status of the result, for app-level failures.
 ERROR_STATUS = {"request_timeout": 504, "startup_timeout": 504, "internal_error": 500}
 REASONS = {
@@ -461,7 +462,8 @@ class FalFake(FakeServer):
                 elif now - quiet_since >= self.stream_keepalive:
                     quiet_since = now
                     yield b": keep-alive\n\n"
-                self.sleep(STREAM_TICK)
+                upcoming = [t - now for t in (job.timeline.starts, job.timeline.ends) if t > now]
+                self.sleep(min([STREAM_TICK, *upcoming]) + 0.001)
 
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         return Response(200, headers=headers, stream=events())

@@ -98,9 +98,11 @@ class Project:
             self._order = build_order(self.graph, self.plan.targets)
         return self._order
 
-    def notices(self) -> list[str]:
-        """The plan's notices; one line for a message many clips share ("12 clips: …")."""
-        return group_notices(n for t in self.plan.targets.values() for n in t.notices)
+    def notices(self, *, grouped: bool = True) -> list[str]:
+        """The plan's notices; for people (``grouped``) one line for a message many clips
+        share ("12 clips: …"), for scripts one per clip."""
+        notices = [n for t in self.plan.targets.values() for n in t.notices]
+        return group_notices(notices) if grouped else notices
 
     def storyboard_checks(self) -> list[str]:
         """The storyboard checks (portraits, scene sheets, durations, frame plan) as warning
@@ -178,12 +180,12 @@ class Project:
         from aivpbuild.executor import BuildContext, BuildOptions, Executor
         from aivpbuild.outputs import OutputWriter
 
+        if retry_failed and not review:
+            raise ConfigError("--retry-failed needs --review", hint="build --review --retry-failed 2")
         targets = list(targets)
         statuses = self.status(targets, force=force, forced=rerolls or ())
         limit = max_cost if max_cost is not None else self.plan.budget
         total = check_budget(statuses, limit)
-        if retry_failed and not review:
-            raise ConfigError("--retry-failed needs --review", hint="build --review --retry-failed 2")
         if confirm is not None and total > self.plan.confirm_usd and not confirm(total, most_expensive(statuses)):
             raise BudgetError(f"build of estimated ${total:.2f} declined; nothing was submitted")
         if all(s.state == "up to date" for s in statuses):  # a no-op: nothing to lock or write

@@ -183,7 +183,7 @@ def show_status(project: Any, statuses: list[Any], as_json: bool, dry_run: bool 
     work = [s for s in statuses if s.needs_work]
     total = sum(s.estimate_usd or 0.0 for s in work)
     if as_json:
-        emit_json({"targets": [s.to_json() for s in statuses], "notices": project.notices(),
+        emit_json({"targets": [s.to_json() for s in statuses], "notices": project.notices(grouped=False),
                    "warnings": warnings or [], "stale": len(work), "estimate_usd": round(total, 4)})
         return
     for notice in project.notices():

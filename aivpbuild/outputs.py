@@ -102,6 +102,7 @@ class OutputWriter:
     FLUSH_SECONDS = 0.5
 
     def __init__(self, root: Path, plan: Any, cache: Any) -> None:
+        from aivpbuild.report import AUTO_PAGE_MAX_CLIPS
         from aivpbuild.targets import ClipTarget
 
         self.root = root
@@ -114,6 +115,7 @@ class OutputWriter:
         self._last_flush = 0.0
         self._dirty = False
         self._thumbs: Any = None  # one worker making review-page thumbnails as clips arrive
+        self._thumbs_wanted = len(self.rows) <= AUTO_PAGE_MAX_CLIPS  # large projects: `report` only
 
     def start(self, lock: Any, review_of: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
         """Rows from the lock: built clips are done, or failed when their take failed review."""
@@ -146,9 +148,7 @@ class OutputWriter:
         self._dirty = True
         self.write_log(target, meta, outcome.action)
         self.flush()
-        from aivpbuild.report import AUTO_PAGE_MAX_CLIPS
-
-        if meta.get("digest") and len(self.rows) <= AUTO_PAGE_MAX_CLIPS:
+        if meta.get("digest") and self._thumbs_wanted:
             self._thumbnail(self.root / target.output, str(meta["digest"]))
 
     def _thumbnail(self, output: Path, digest: str) -> None:

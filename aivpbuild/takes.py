@@ -52,7 +52,7 @@ def list_takes(cache: Cache, state: StateDB, lock: LockFile, tid: str, key: str)
     if action is None:
         return []
     entry = lock.get(tid) or {}
-    current = entry.get("digest") if entry.get("key") == key else None
+    current = _current_index(action, entry.get("digest") if entry.get("key") == key else None)
     infos = []
     for index, take in enumerate(action.takes):
         meta = take.metadata
@@ -61,7 +61,7 @@ def list_takes(cache: Cache, state: StateDB, lock: LockFile, tid: str, key: str)
             number=index + 1, digest=take.digest, path=cache.object_path(take.digest),
             seed=meta.get("seed"), model=meta.get("model"),
             cost_usd=float(meta.get("cost_usd") or 0.0), built_at=str(meta.get("built_at") or take.created_at),
-            current=take.digest == current and index == _current_index(action, current),
+            current=index == current,
             rejected=take.rejected,
             review=None if review is None else ("passed" if review.get("passed") else "failed"),
         ))

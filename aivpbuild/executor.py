@@ -369,8 +369,9 @@ class Executor:
                             f"they are kept in the cache as object {digest[:12]}")
 
     async def _store(self, target: Target, status: TargetStatus, tmp: Path, meta: dict[str, Any]) -> None:
-        """Cache the made file (object + take record), then copy it into place: the file work runs
-        in a thread so many finishing jobs do not queue up behind each other's hashing."""
+        """Check a generated clip against its request, cache the made file (object + take
+        record), then copy it into place: the file work runs in one thread hop so many finishing
+        jobs do not queue up behind each other's hashing. A clip that fails the check is removed."""
         assert status.key is not None and status.material is not None
         key, material = status.key, status.material
         self._save_modified(target)
@@ -378,6 +379,12 @@ class Executor:
         def store() -> str:
             from aivpbuild.fsutil import sha256_file
 
+            if isinstance(target, ClipTarget):
+                try:
+                    self._verify(target, tmp)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
             size = tmp.stat().st_size
             digest = sha256_file(tmp)
             self.ctx.cache.put_file(tmp, digest, move=True)
@@ -438,7 +445,6 @@ class Executor:
         tmp = self._scratch(target.id, ".mp4")
         try:
             await provider.fetch(result, tmp)
-            await asyncio.to_thread(self._verify, target, tmp)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

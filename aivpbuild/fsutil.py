@@ -33,10 +33,13 @@ def sha256_bytes(data: bytes) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(dest: Path, suffix: str | None = None, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temp path beside ``dest``; on success fsync it and rename it over ``dest``.
 
-    On any error the temp file is removed and ``dest`` is left untouched.
+    On any error the temp file is removed and ``dest`` is left untouched. ``durable=False``
+    skips the fsyncs, for files made again from the project's state (clip logs, the plan, the
+    review page and its thumbnails): still never seen half-written, but a power cut may lose
+    the newest version. Records of paid results, the lock and user files stay durable.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
@@ -47,24 +50,26 @@ def atomic_path(dest: Path, suffix: str | None = None) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        if durable:
+            _fsync_dir(dest.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
 
 
-def atomic_write_bytes(dest: Path, data: bytes) -> None:
+def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``dest`` so a reader sees the old or the new file, never a part."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, durable=durable) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(dest: Path, text: str) -> None:
-    atomic_write_bytes(dest, text.encode("utf-8"))
+def atomic_write_text(dest: Path, text: str, *, durable: bool = True) -> None:
+    atomic_write_bytes(dest, text.encode("utf-8"), durable=durable)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -181,4 +181,5 @@ def _save_memo(memo: Path, stamp: tuple[int, int, int], entries: dict[str, dict[
     from aivpbuild.fsutil import atomic_write_bytes
 
     with contextlib.suppress(OSError):
-        atomic_write_bytes(memo, pickle.dumps((stamp, entries), protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(memo, pickle.dumps((stamp, entries), protocol=pickle.HIGHEST_PROTOCOL),
+                           durable=False)

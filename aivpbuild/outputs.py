@@ -50,7 +50,7 @@ def write_clip_log(root: Path, record: Mapping[str, Any]) -> None:
             return
     except FileNotFoundError:
         pass
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, durable=False)
 
 
 @dataclass
@@ -83,7 +83,7 @@ def write_plan(root: Path, name: str, rows: Sequence[PlanRow]) -> bool:
             return False
     except FileNotFoundError:
         pass
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, durable=False)
     return True
 
 

@@ -81,4 +81,5 @@ def load(root: Path, key: tuple[Any, ...], profile: str | None) -> CachedPlan | 
 
 def save(root: Path, cached: CachedPlan, profile: str | None) -> None:
     with contextlib.suppress(OSError):
-        atomic_write_bytes(_path(root, profile), pickle.dumps(cached, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(_path(root, profile), pickle.dumps(cached, protocol=pickle.HIGHEST_PROTOCOL),
+                           durable=False)

@@ -152,7 +152,7 @@ def write_report(root: Path, plan: Any, state: Any, cache: Any, lock: Any, out: 
     where = _Where(root, page_path.parent, thumb_dir_of(page_path))
     page = gather(where, plan, state, cache, lock)
     make_thumbs(where, page.entries, plan)
-    atomic_write_text(page_path, render(page))
+    atomic_write_text(page_path, render(page), durable=False)
     prune_thumbs(where.thumb_dir, _thumb_names(page.entries))
     return page_path
 
@@ -358,5 +358,5 @@ def refresh_contact_sheet(root: Path, plan: Any, state: Any, draw: Callable[[], 
     if sheet.is_file() and stamp_path.is_file() and stamp_path.read_text("utf-8").strip() == stamp:
         return False
     draw()
-    atomic_write_text(stamp_path, stamp + "\n")
+    atomic_write_text(stamp_path, stamp + "\n", durable=False)
     return True

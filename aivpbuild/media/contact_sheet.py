@@ -133,5 +133,5 @@ def contact_sheet(clips: Sequence[tuple[str, Path]], out_png: Path, *,
             sheet.paste(thumb, (x + (thumb_width - thumb.width) // 2, y))
             draw.text((x, y + row.height + 2), f"{time:.2f} s", font=small, fill=_TEXT)
         y += row.height + CAPTION + GAP
-    with atomic_path(out_png) as tmp:
+    with atomic_path(out_png, durable=False) as tmp:
         sheet.save(tmp, format="PNG", optimize=True)

@@ -25,7 +25,7 @@ def _size(width: int, height: int, limit: int) -> tuple[int, int]:
 
 
 def _save(image: Any, out: Path) -> None:
-    with atomic_path(out) as tmp:
+    with atomic_path(out, durable=False) as tmp:
         image.save(tmp, format="JPEG", quality=QUALITY)
 
 

@@ -53,6 +53,7 @@ from aivpbuild.providers.http import (
     send,
 )
 from aivpbuild.providers.settings import ComfyUISettings
+from aivpbuild.providers.wire import Answer
 
 DEAD_SECONDS = 30.0
 PLACEHOLDERS = (
@@ -222,7 +223,7 @@ def video_nodes(workflow: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def node_errors(response: httpx.Response) -> str:
+def node_errors(response: Answer) -> str:
     """A 400 from ``/prompt`` as ``message | node 7 (BrokenNode): message; ...``."""
     try:
         body = response.json()
@@ -290,7 +291,7 @@ def upload_name(path: Path, data: bytes) -> str:
 
 
 # ---------------------------------------------------------------------------- the provider
-def _server_retryable(response: httpx.Response) -> bool:
+def _server_retryable(response: Answer) -> bool:
     return response.status_code in (502, 503, 504)
 
 
@@ -411,7 +412,8 @@ class ComfyUIProvider(HttpProvider):
         if (server, name) in self._uploaded:
             return self._uploaded[server, name]
         content_type = mimetypes.guess_type(path.name)[0] or "image/png"
-        response = await self.client.post(
+        response = await self.wire.request(
+            "POST",
             f"{server}/upload/image",
             files={"image": (name, data, content_type)},
             data={"type": "input", "overwrite": "true"},
@@ -452,8 +454,8 @@ class ComfyUIProvider(HttpProvider):
             if names != predicted:
                 workflow = render_workflow(text, self._values(payload, names), source=source)
             try:
-                response = await self.client.post(
-                    f"{server}/prompt", json={"prompt": workflow, "client_id": uuid.uuid4().hex}
+                response = await self.wire.request(
+                    "POST", f"{server}/prompt", json={"prompt": workflow, "client_id": uuid.uuid4().hex}
                 )
             except NOT_SENT as exc:
                 self._release(server)
@@ -497,7 +499,7 @@ class ComfyUIProvider(HttpProvider):
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         response = await send(
-            self.client,
+            self.wire,
             "GET",
             url,
             what=what,
@@ -598,9 +600,9 @@ class ComfyUIProvider(HttpProvider):
         try:
             running, pending = await self._queue(server)
             if pid in pending:
-                await self.client.post(f"{server}/queue", json={"delete": [pid]})
+                await self.wire.request("POST", f"{server}/queue", json={"delete": [pid]})
             elif pid in running:  # newer servers stop only this prompt, older the current one
-                await self.client.post(f"{server}/interrupt", json={"prompt_id": pid})
+                await self.wire.request("POST", f"{server}/interrupt", json={"prompt_id": pid})
         except httpx.TransportError as exc:
             raise ProviderError(f"cancel of ComfyUI prompt {pid}: {type(exc).__name__}") from None
         finally:

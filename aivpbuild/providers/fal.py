@@ -43,6 +43,7 @@ from aivpbuild.providers.http import (
     send,
 )
 from aivpbuild.providers.settings import FalSettings
+from aivpbuild.providers.wire import Answer
 from aivpbuild.secrets import FAL_KEY, load_key
 
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -74,7 +75,7 @@ def request_urls(queue_url: str, endpoint: str, request_id: str) -> dict[str, st
     return {"status": f"{base}/status", "response": base, "cancel": f"{base}/cancel"}
 
 
-def retryable(response: httpx.Response) -> bool:
+def retryable(response: Answer) -> bool:
     """fal's own client's rule: 408/409/429, and 502/503/504 that never reached the app."""
     status = response.status_code
     if status in RETRY_STATUSES:
@@ -136,10 +137,10 @@ class FalProvider(HttpProvider):
     # ------------------------------------------------------------------ http
     async def _send(
         self, method: str, url: str, *, what: str, submit: bool = False, **kwargs: Any
-    ) -> httpx.Response:
+    ) -> Answer:
         headers = {"Authorization": f"Key {self._key}", **kwargs.pop("headers", {})}
         return await send(
-            self.client,
+            self.wire,
             method,
             url,
             what=what,
@@ -152,7 +153,7 @@ class FalProvider(HttpProvider):
             **kwargs,
         )
 
-    def _check(self, response: httpx.Response, what: str) -> None:
+    def _check(self, response: Answer, what: str) -> None:
         """Turn an error status into a ProviderError with fal's own explanation."""
         status = response.status_code
         if status < 400:
@@ -210,7 +211,7 @@ class FalProvider(HttpProvider):
         token = await self._storage_token(what)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         response = await send(
-            self.client,
+            self.wire,
             "POST",
             f"{str(token['base_url']).rstrip('/')}/files/upload",
             what=what,
@@ -272,7 +273,7 @@ class FalProvider(HttpProvider):
 
     async def poll(self, handle: JobHandle) -> JobStatus:
         what = f"status of fal request {handle.request_id}"
-        response = await self._send("GET", handle.urls["status"], what=what, params={"logs": 1})
+        response = await self._send("GET", handle.urls["status"], what=what, params={"logs": "1"})
         self._check(response, what)
         return self._status_of(handle, json_body(response, what), what)
 
@@ -312,12 +313,11 @@ class FalProvider(HttpProvider):
         """Read ``{status_url}/stream`` (server-sent events) to the end; None when it gave no
         final status (the caller polls: the poll path has the retry rules and error messages)."""
         what = f"status stream of fal request {handle.request_id}"
-        timeout = httpx.Timeout(self.settings.timeout, read=STREAM_READ_TIMEOUT)
         headers = {"Authorization": f"Key {self._key}", "Accept": "text/event-stream"}
         url = handle.urls["status"].rstrip("/") + "/stream"
         try:
-            async with self.client.stream(
-                "GET", url, params={"logs": 1}, headers=headers, timeout=timeout
+            async with self.wire.stream(
+                "GET", url, params={"logs": "1"}, headers=headers, read_timeout=STREAM_READ_TIMEOUT
             ) as response:
                 if response.status_code != 200:
                     if response.status_code in (404, 405, 501):

@@ -31,10 +31,11 @@ import httpx
 from aivpbuild.crashpoints import crash_point
 from aivpbuild.errors import ProviderError, SubmitUncertain
 from aivpbuild.providers.base import Provider
+from aivpbuild.providers.wire import Answer, HttpxWire, Wire, make_wire
 from aivpbuild.secrets import MASK, redact, remember
 
 Sleep = Callable[[float], Awaitable[None]]
-RetryOn = Callable[[httpx.Response], bool]
+RetryOn = Callable[[Answer], bool]
 
 log = logging.getLogger("aivpbuild.providers")
 
@@ -68,7 +69,7 @@ DEFAULT_POLICY = RetryPolicy()
 
 
 def retry_after(
-    response: httpx.Response, *, cap: float = DEFAULT_POLICY.max_retry_after
+    response: Answer, *, cap: float = DEFAULT_POLICY.max_retry_after
 ) -> float | None:
     """Seconds the server asked us to wait (``Retry-After`` as seconds or an HTTP date)."""
     value = response.headers.get("retry-after", "").strip()
@@ -92,7 +93,7 @@ def backoff(
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
-def _wait(response: httpx.Response | None, attempt: int, policy: RetryPolicy) -> float:
+def _wait(response: Answer | None, attempt: int, policy: RetryPolicy) -> float:
     if response is not None:
         asked = retry_after(response, cap=policy.max_retry_after)
         if asked is not None:
@@ -121,7 +122,7 @@ def field_errors(items: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def detail(response: httpx.Response) -> str:
+def detail(response: Answer) -> str:
     """The error text a provider put in its body, shortened: problem+json ``title: detail``,
     pydantic-style field lists, or ``error``/``message``."""
     try:
@@ -147,7 +148,7 @@ def detail(response: httpx.Response) -> str:
     return str(text)[:500] if text else str(body)[:300]
 
 
-def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
+def json_body(response: Answer, what: str) -> dict[str, Any]:
     """The response's JSON object, or a ProviderError naming the step."""
     try:
         body = response.json()
@@ -162,7 +163,7 @@ def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
 
 
 async def send(
-    client: httpx.AsyncClient,
+    wire: Wire,
     method: str,
     url: str,
     *,
@@ -174,15 +175,15 @@ async def send(
     idempotent: bool = True,
     uncertain: str = "accepted (and will bill) the job",
     **kwargs: Any,
-) -> httpx.Response:
+) -> Answer:
     """One API call with retries (rules in the module docstring). Returns the last response,
     whatever its status (the caller turns error statuses into messages). ``uncertain`` says
     what a non-idempotent request may have done when its connection broke after sending."""
     for attempt in range(policy.attempts):
         last = attempt == policy.attempts - 1
-        response: httpx.Response | None = None
+        response: Answer | None = None
         try:
-            response = await client.request(method, url, **kwargs)
+            response = await wire.request(method, url, **kwargs)
         except NOT_SENT as exc:
             reason = f"cannot reach {provider} ({type(exc).__name__})"
         except httpx.TransportError as exc:
@@ -216,7 +217,7 @@ def _download_retryable(status: int) -> bool:
 
 
 async def download(
-    client: httpx.AsyncClient,
+    wire: Wire,
     url: str,
     dest: Path,
     *,
@@ -232,10 +233,12 @@ async def download(
     ProviderError (and removes the partial file) when the output cannot be had."""
     last = ""
     for attempt in range(policy.download_attempts):
-        response: httpx.Response | None = None
+        response: Answer | None = None
         try:
-            async with client.stream("GET", url, headers=headers) as response:
-                status = response.status_code
+            # identity: the byte count can then be checked against Content-Length
+            async with wire.stream("GET", url, headers={"Accept-Encoding": "identity", **(headers or {})}) as body:
+                response = body
+                status = body.status_code
                 if status in (404, 410):
                     dest.unlink(missing_ok=True)
                     raise ProviderError(
@@ -249,17 +252,17 @@ async def download(
                 if status >= 400:
                     last = f"HTTP {status}"
                 else:
-                    header = response.headers.get("content-length")
+                    header = body.headers.get("content-length")
                     expected = int(header) if header and header.isdigit() else expected_size
                     size = 0
                     with open(dest, "wb") as fh:
-                        async for chunk in response.aiter_bytes(1 << 16):
+                        async for chunk in body.aiter_bytes(1 << 16):
                             fh.write(chunk)
                             size += len(chunk)
                             crash_point("mid-download")
-                    encoded = response.headers.get("content-encoding", "identity") != "identity"
+                    encoded = body.headers.get("content-encoding", "identity") != "identity"
                     # Content-Length counts the bytes on the wire: compressed ones if encoded.
-                    received = response.num_bytes_downloaded if header and encoded else size
+                    received = body.num_bytes_downloaded if header and encoded else size
                     if expected is None or received == expected:
                         return size
                     last = f"truncated ({received} of {expected} bytes)"
@@ -285,8 +288,8 @@ async def download(
 
 
 class HttpProvider(Provider):
-    """What the remote adapters share: their settings, one lazily created httpx client (tests
-    inject a client, a sleep function and a retry policy), and which log lines were shown."""
+    """What the remote adapters share: their settings, one lazily created HTTP wire (tests
+    inject an httpx client, a sleep function and a retry policy), and which log lines were shown."""
 
     def __init__(
         self,
@@ -299,8 +302,8 @@ class HttpProvider(Provider):
         self.settings = settings
         self.poll_interval = settings.poll_interval
         self.default_concurrency = settings.concurrency or type(self).default_concurrency  # type: ignore[misc]
-        self._client = client
-        self._owns_client = client is None
+        self._wire: Wire | None = HttpxWire(client) if client is not None else None
+        self._owns_wire = client is None
         self._sleep = sleep
         self.policy = policy
         self._seen_logs: dict[str, int] = {}
@@ -323,24 +326,11 @@ class HttpProvider(Provider):
         return redact(text)
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            # Keep a connection alive per job in flight: a new one per request costs a TCP and
-            # TLS handshake each time once concurrency exceeds httpx's default of 20.
-            jobs = self.default_concurrency
-            limits = httpx.Limits(
-                max_connections=max(100, 2 * jobs), max_keepalive_connections=max(20, jobs + 4)
-            )
-            from aivpbuild.providers.transport import make_transport
-
-            self._client = httpx.AsyncClient(
-                timeout=self.settings.timeout,
-                follow_redirects=True,
-                limits=limits,
-                transport=make_transport(self.settings.http_transport, limits),
-            )
-            self._owns_client = True
-        return self._client
+    def wire(self) -> Wire:
+        if self._wire is None:
+            self._wire = make_wire(self.settings.http_transport, timeout=self.settings.timeout,
+                                   jobs=self.default_concurrency)
+        return self._wire
 
     def new_logs(self, request_id: str, lines: list[str]) -> tuple[str, ...]:
         """The log lines of a job not shown yet (providers send the whole log each time)."""
@@ -355,7 +345,7 @@ class HttpProvider(Provider):
     ) -> None:
         """Stream an output (no auth header: output URLs are public CDN links)."""
         await download(
-            self.client,
+            self.wire,
             url,
             dest,
             sleep=self._sleep,
@@ -365,6 +355,6 @@ class HttpProvider(Provider):
         )
 
     async def aclose(self) -> None:
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-        self._client = None
+        if self._wire is not None and self._owns_wire:
+            await self._wire.aclose()
+            self._wire = None

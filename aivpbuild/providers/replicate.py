@@ -45,6 +45,7 @@ from aivpbuild.providers.http import (
     send,
 )
 from aivpbuild.providers.settings import ReplicateSettings
+from aivpbuild.providers.wire import Answer
 from aivpbuild.secrets import REPLICATE_API_TOKEN, load_key
 
 GET_RETRY_STATUSES = frozenset({429, 503, 504})
@@ -86,11 +87,11 @@ def first_video(output: Any) -> str | None:
     return chosen[0] if chosen else None
 
 
-def _get_retryable(response: httpx.Response) -> bool:
+def _get_retryable(response: Answer) -> bool:
     return response.status_code in GET_RETRY_STATUSES
 
 
-def _create_retryable(response: httpx.Response) -> bool:
+def _create_retryable(response: Answer) -> bool:
     return response.status_code == 429  # refused, not created: see the module docstring
 
 
@@ -137,10 +138,10 @@ class ReplicateProvider(HttpProvider):
     # ------------------------------------------------------------------ http
     async def _send(
         self, method: str, url: str, *, what: str, create: bool = False, **kwargs: Any
-    ) -> httpx.Response:
+    ) -> Answer:
         headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
         return await send(
-            self.client,
+            self.wire,
             method,
             url,
             what=what,
@@ -154,7 +155,7 @@ class ReplicateProvider(HttpProvider):
             **kwargs,
         )
 
-    def _check(self, response: httpx.Response, what: str) -> None:
+    def _check(self, response: Answer, what: str) -> None:
         """Turn an error status into a ProviderError carrying the problem's title and detail."""
         status = response.status_code
         if status < 400:

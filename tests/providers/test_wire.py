@@ -1,17 +1,19 @@
-"""The aiohttp transport behind httpx, against a real server on 127.0.0.1: requests and bodies
-arrive intact, streams arrive as they are sent, and every failure maps to the httpx error that
-keeps the retry rules safe (only "never reached the server" may be retried for a paid submit)."""
+"""The aiohttp wire, against a real server on 127.0.0.1: requests and bodies arrive intact,
+streams arrive as they are sent, and every failure maps to the httpx error that keeps the retry
+rules safe (only "never reached the server" may be retried for a paid submit)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from aivpbuild.errors import ConfigError, SubmitUncertain
-from aivpbuild.providers import transport
+from aivpbuild.providers import wire
 from aivpbuild.providers.http import RetryPolicy, download, send
 from tests.fakes.fal import FalFake
 from tests.providers.helpers import Sleeps, run
@@ -20,11 +22,15 @@ pytest.importorskip("aiohttp")
 
 KEY = "transport-key"
 AUTH = {"Authorization": f"Key {KEY}"}
-LIMITS = httpx.Limits(max_connections=8)
 
 
-def client(timeout: float = 5.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=transport.AiohttpTransport(LIMITS), timeout=timeout)
+@contextlib.asynccontextmanager
+async def client(timeout: float = 5.0) -> AsyncIterator[wire.AiohttpWire]:
+    engine = wire.AiohttpWire(timeout=timeout, max_connections=8)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
 
 
 def submit_url(fake: FalFake) -> str:
@@ -34,10 +40,10 @@ def submit_url(fake: FalFake) -> str:
 def test_json_post_headers_and_a_streamed_download_arrive_intact(tmp_path: Path) -> None:
     async def go(fake: FalFake) -> tuple[int, dict[str, object], int]:
         async with client() as c:
-            response = await c.post(submit_url(fake), json={"prompt": "x", "duration": "4"},
-                                    headers=AUTH)
+            response = await c.request("POST", submit_url(fake), json={"prompt": "x", "duration": "4"},
+                                       headers=AUTH)
             body = response.json()
-            result = await c.get(body["response_url"], headers=AUTH)
+            result = await c.request("GET", body["response_url"], headers=AUTH)
             size = await download(c, result.json()["video"]["url"], tmp_path / "out.mp4")
             return response.status_code, body, size
 
@@ -51,7 +57,7 @@ def test_json_post_headers_and_a_streamed_download_arrive_intact(tmp_path: Path)
 def test_server_sent_events_arrive_line_by_line() -> None:
     async def go(fake: FalFake) -> list[str]:
         async with client() as c:
-            handle = (await c.post(submit_url(fake), json={"prompt": "x"}, headers=AUTH)).json()
+            handle = (await c.request("POST", submit_url(fake), json={"prompt": "x"}, headers=AUTH)).json()
             lines = []
             async with c.stream("GET", handle["status_url"] + "/stream", headers=AUTH) as r:
                 async for line in r.aiter_lines():
@@ -71,7 +77,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
 
     async def go() -> None:
         async with client() as c:
-            await c.get(f"http://127.0.0.1:{port}/")
+            await c.request("GET", f"http://127.0.0.1:{port}/")
 
     with pytest.raises(httpx.ConnectError):
         run(go())
@@ -81,8 +87,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
 def test_failures_after_sending_are_not_connect_errors(fault: dict[str, bool]) -> None:
     async def go(fake: FalFake) -> None:
         async with client() as c:
-            response = await c.post(submit_url(fake), json={"prompt": "x"}, headers=AUTH)
-            await response.aread()
+            await c.request("POST", submit_url(fake), json={"prompt": "x"}, headers=AUTH)
 
     with FalFake(key=KEY) as fake:
         fake.inject("submit", after=True, **fault)
@@ -109,12 +114,12 @@ def test_a_paid_submit_cut_after_sending_is_uncertain_not_resent() -> None:
 def test_a_hang_is_a_read_timeout_and_a_truncated_download_is_fetched_again(tmp_path: Path) -> None:
     async def hang(fake: FalFake) -> None:
         async with client(timeout=0.2) as c:
-            await c.get(f"{fake.queue_url}/fal-ai/x/requests/r/status", headers=AUTH)
+            await c.request("GET", f"{fake.queue_url}/fal-ai/x/requests/r/status", headers=AUTH)
 
     async def fetch(fake: FalFake) -> int:
         async with client() as c:
-            body = (await c.post(submit_url(fake), json={"prompt": "x"}, headers=AUTH)).json()
-            url = (await c.get(body["response_url"], headers=AUTH)).json()["video"]["url"]
+            body = (await c.request("POST", submit_url(fake), json={"prompt": "x"}, headers=AUTH)).json()
+            url = (await c.request("GET", body["response_url"], headers=AUTH)).json()["video"]["url"]
             policy = RetryPolicy(download_attempts=3)
             return await download(c, url, tmp_path / "v.mp4", sleep=Sleeps(), policy=policy)
 
@@ -130,11 +135,11 @@ def test_a_hang_is_a_read_timeout_and_a_truncated_download_is_fetched_again(tmp_
 def test_the_setting_chooses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    assert isinstance(transport.make_transport("auto", LIMITS), transport.AiohttpTransport)
-    assert transport.make_transport("httpx", LIMITS) is None
+    assert isinstance(wire.make_wire("auto", timeout=5, jobs=4), wire.AiohttpWire)
+    assert isinstance(wire.make_wire("httpx", timeout=5, jobs=4), wire.HttpxWire)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # httpx honours proxies
-    assert transport.make_transport("auto", LIMITS) is None
-    monkeypatch.setattr(transport, "available", lambda: False)
-    assert transport.make_transport("auto", LIMITS) is None
+    assert isinstance(wire.make_wire("auto", timeout=5, jobs=4), wire.HttpxWire)
+    monkeypatch.setattr(wire, "aiohttp_available", lambda: False)
+    assert isinstance(wire.make_wire("auto", timeout=5, jobs=4), wire.HttpxWire)
     with pytest.raises(ConfigError, match=r"aivpbuild\[aiohttp\]"):
-        transport.make_transport("aiohttp", LIMITS)
+        wire.make_wire("aiohttp", timeout=5, jobs=4)

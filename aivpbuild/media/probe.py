@@ -1,13 +1,14 @@
 """A small media probe, and the check every produced or downloaded clip passes before it is
-cached: it opens, and its size, frame count, rate and audio match the request."""
+cached: it opens, and its size, frame count, rate and audio match the request.
+
+Most clips are H.264 MP4s, read from their box structure by :mod:`aivpbuild.media.mp4`; the
+rest are opened with PyAV."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import av
 
 from aivpbuild.errors import MediaError
 
@@ -26,7 +27,24 @@ class MediaInfo:
 
 
 def probe(path: Path) -> MediaInfo:
-    """Read a video's stream facts; MediaError naming the file when it cannot be read."""
+    """Read a video's stream facts; MediaError naming the file when it cannot be read.
+
+    MP4s the box reader can vouch for are read from their index alone (no decoder is opened);
+    every other file goes through PyAV.
+    """
+    from aivpbuild.media.mp4 import read_mp4  # it builds MediaInfo, so it imports this module
+
+    try:
+        info = read_mp4(path)
+    except OSError:
+        info = None  # PyAV opens it again and words the error
+    return info if info is not None else _probe_with_av(path)
+
+
+def _probe_with_av(path: Path) -> MediaInfo:
+    """:func:`probe` through FFmpeg: open the file, then demux every video packet."""
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -5,9 +5,12 @@ rules safe (only "never reached the server" may be retried for a paid submit).""
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from aivpbuild.errors import ConfigError, SubmitUncertain
 from aivpbuild.providers import wire
 from aivpbuild.providers.http import RetryPolicy, download, send
 from tests.fakes.fal import FalFake
+from tests.fakes.server import FakeServer, Request, Response
 from tests.providers.helpers import Sleeps, run
 
 pytest.importorskip("aiohttp")
@@ -143,3 +147,31 @@ def test_the_setting_chooses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(wire.make_wire("auto", timeout=5, jobs=4), wire.HttpxWire)
     with pytest.raises(ConfigError, match=r"aivpbuild\[aiohttp\]"):
         wire.make_wire("aiohttp", timeout=5, jobs=4)
+
+
+class _LongLines(FakeServer):
+    """Server-sent events with a 200 KB line cut across chunks, CRLF endings, and a gzipped JSON
+    answer: what aiohttp's own readline (64 KB limit) and a raw byte count would get wrong."""
+
+    def route(self, request: Request) -> tuple[str, Any]:
+        if request.path == "/json":
+            body = gzip.compress(json.dumps({"ok": True}).encode())
+            return "json", lambda r: Response(200, raw=body, headers={
+                "Content-Type": "application/json", "Content-Encoding": "gzip"})
+        line = b"data: " + b"x" * 200_000
+        chunks = [line[:70_000], line[70_000:], b"\r\n\r\n: keep-alive\r\n\r\ndata: end\n\n"]
+        return "lines", lambda r: Response(200, headers={"Content-Type": "text/event-stream"},
+                                           stream=iter(chunks))
+
+
+def test_long_event_lines_arrive_whole_and_encoded_bodies_are_decoded() -> None:
+    async def go(base: str) -> tuple[list[str], object]:
+        async with client() as c:
+            async with c.stream("GET", f"{base}/lines") as r:
+                lines = [line async for line in r.aiter_lines()]
+            return lines, (await c.request("GET", f"{base}/json")).json()
+
+    with _LongLines() as server:
+        lines, body = run(go(server.base))
+    assert lines == ["data: " + "x" * 200_000, "", ": keep-alive", "", "data: end", ""]
+    assert body == {"ok": True}

@@ -316,14 +316,16 @@ class Executor:
                 crash_point("before-store")
                 await self._store(target, status, tmp, meta)
                 # Only now is the paid result durable (cache object + take record): closing
-                # the journal entry earlier would let a crash in between pay for it again.
-                self._journal(job_id, "fetched")
-                if job_id is not None and isinstance(target, ClipTarget):  # a paid job: into the ledger
-                    self.ctx.state.record_spend(
-                        target=target.id, key=status.key or "", provider=target.request.provider,
-                        model=target.request.endpoint, request_id=meta.get("request_id"),
-                        estimate_usd=target.estimate_usd, actual_usd=meta.get("cost_usd"),
-                        outcome="succeeded", billed=True)
+                # the journal entry earlier would let a crash in between pay for it again. The
+                # entry is closed and the spend recorded in one commit, so neither is lost.
+                with self.ctx.state.transaction():
+                    self._journal(job_id, "fetched")
+                    if job_id is not None and isinstance(target, ClipTarget):  # a paid job: the ledger
+                        self.ctx.state.record_spend(
+                            target=target.id, key=status.key or "", provider=target.request.provider,
+                            model=target.request.endpoint, request_id=meta.get("request_id"),
+                            estimate_usd=target.estimate_usd, actual_usd=meta.get("cost_usd"),
+                            outcome="succeeded", billed=True)
             outcome = Outcome(target.id, action, status, cost_usd=float(meta.get("cost_usd") or 0.0))
             self._record_done(target, status, outcome, meta)
             self.ctx.report("done", target.id, action=action)

@@ -243,17 +243,22 @@ class StateDB:
 
 
 class _Transaction:
-    """``with db.transaction():`` — BEGIN IMMEDIATE … COMMIT, rolled back on error."""
+    """``with db.transaction():`` — BEGIN IMMEDIATE … COMMIT, rolled back on error. Inside
+    another transaction it joins that one, so several records can be committed as one."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.outermost = False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.outermost = not self.conn.in_transaction
+        if self.outermost:
+            self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self.outermost:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _job(row: tuple[Any, ...]) -> JobRecord:

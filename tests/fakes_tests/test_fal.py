@@ -55,6 +55,7 @@ def test_auth_is_required_on_queue_and_rest(fal: FalFake, client: httpx.Client) 
 
 
 def test_submit_poll_result_download(fal: FalFake, client: httpx.Client) -> None:
+    fal.run_seconds = 0.5  # polls every 10 ms must see it running even on a loaded machine
     answer = submit(client, fal, seed=7)
     assert answer.status_code == 200
     job = answer.json()

@@ -83,6 +83,7 @@ def test_auth(replicate: ReplicateFake, client: httpx.Client) -> None:
 def test_model_form_create_poll_and_download(
     replicate: ReplicateFake, client: httpx.Client
 ) -> None:
+    replicate.run_seconds = 0.5  # polls must see it processing even on a loaded machine
     answer = create(client, replicate)
     assert answer.status_code == 201
     prediction = answer.json()

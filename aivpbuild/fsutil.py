@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +13,8 @@ from pathlib import Path
 HASH_CALLS = 0
 
 _CHUNK = 1 << 20
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+#: Temp-file numbers within this process (with its pid: names no other writer uses).
+_TEMP_IDS = itertools.count()
 
 
 def sha256_file(path: Path) -> str:
@@ -32,6 +32,26 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _create_beside(dest: Path, suffix: str | None) -> tuple[int, Path]:
+    """Create a new, empty temp file beside ``dest`` (its folder made when missing); returns
+    its open descriptor and path. Permissions are the usual ones (0666 less the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{next(_TEMP_IDS)}{suffix or dest.suffix + '.tmp'}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # left by a killed process that had the same pid
+            continue
+        except FileNotFoundError:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _publish(tmp: Path, dest: Path, *, durable: bool) -> None:
+    os.replace(tmp, dest)
+    if durable:
+        _fsync_dir(dest.parent)
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path, suffix: str | None = None, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temp path beside ``dest``; on success fsync it and rename it over ``dest``.
@@ -41,21 +61,14 @@ def atomic_path(dest: Path, suffix: str | None = None, *, durable: bool = True) 
     review page and its thumbnails): still never seen half-written, but a power cut may lose
     the newest version. Records of paid results, the lock and user files stay durable.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=suffix or dest.suffix + ".tmp", dir=dest.parent
-    )
+    fd, tmp = _create_beside(dest, suffix)
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         if durable:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        if durable:
-            _fsync_dir(dest.parent)
+        _publish(tmp, dest, durable=durable)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -64,8 +77,18 @@ def atomic_path(dest: Path, suffix: str | None = None, *, durable: bool = True) 
 
 def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``dest`` so a reader sees the old or the new file, never a part."""
-    with atomic_path(dest, durable=durable) as tmp:
-        tmp.write_bytes(data)
+    fd, tmp = _create_beside(dest, None)
+    try:
+        with open(fd, "wb", closefd=True) as fh:
+            fh.write(data)
+            fh.flush()
+            if durable:
+                os.fsync(fd)
+        _publish(tmp, dest, durable=durable)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def atomic_write_text(dest: Path, text: str, *, durable: bool = True) -> None:

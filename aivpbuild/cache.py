@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aivpbuild.fsutil import atomic_path, atomic_write_text, sha256_file
+from aivpbuild.fsutil import atomic_copy, atomic_write_text, sha256_file
 
 
 @dataclass
@@ -89,16 +88,13 @@ class Cache:
         if move:
             os.replace(path, dest)
         else:
-            with atomic_path(dest) as tmp:
-                shutil.copyfile(path, tmp)
+            atomic_copy(path, dest)
         os.chmod(dest, 0o444)
         return digest
 
     def restore(self, digest: str, dest: Path) -> None:
         """Copy an object to ``dest`` atomically (a copy, so edits never reach the cache)."""
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(self.object_path(digest), tmp)
-            os.chmod(tmp, 0o644)
+        atomic_copy(self.object_path(digest), dest, mode=0o644)
 
     # ------------------------------------------------------------------ actions
     def action(self, key: str) -> Action | None:

@@ -6,8 +6,11 @@ import contextlib
 import hashlib
 import itertools
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 #: Number of files hashed in this process (tests use it to prove a no-op run hashes nothing).
 HASH_CALLS = 0
@@ -86,6 +89,40 @@ def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None
                 os.fsync(fd)
         _publish(tmp, dest, durable=durable)
     except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _copy_into(fd: int, source: BinaryIO) -> None:
+    """Copy an open file's bytes into ``fd``: in the kernel on Linux, else through a buffer."""
+    if sys.platform == "linux":
+        size, offset = os.fstat(source.fileno()).st_size, 0
+        while offset < size:
+            sent = os.sendfile(fd, source.fileno(), offset, size - offset)
+            if sent == 0:
+                break  # the source shrank under us: copy what there is
+            offset += sent
+        return
+    with open(fd, "wb", closefd=False) as out:
+        shutil.copyfileobj(source, out, _CHUNK)
+
+
+def atomic_copy(src: Path, dest: Path, *, mode: int | None = None, durable: bool = True) -> None:
+    """Copy ``src`` to ``dest`` atomically (the kernel copies the bytes), with ``mode`` when given."""
+    fd, tmp = _create_beside(dest, None)
+    try:
+        with open(src, "rb") as source:
+            _copy_into(fd, source)
+        if mode is not None:
+            os.fchmod(fd, mode)
+        if durable:
+            os.fsync(fd)
+        os.close(fd)
+        _publish(tmp, dest, durable=durable)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise

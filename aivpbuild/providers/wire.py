@@ -59,6 +59,8 @@ class StreamAnswer(Answer, Protocol):
 
 
 class Wire(Protocol):
+    """What the adapters send their requests through (redirects followed, body read in full)."""
+
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                       params: Mapping[str, str] | None = None, json: Any = None,
                       content: bytes | None = None, data: Mapping[str, str] | None = None,

@@ -42,16 +42,32 @@ def _first_and_last(video: Path) -> tuple[Any, Any]:
             first = next(container.decode(stream), None)
             if first is None:
                 raise MediaError(f"{video.name} has no video frames")
-            last = first
-            if stream.duration:  # jump to the last keyframe; decode only from there
-                container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True)
-            for frame in container.decode(stream):
-                last = frame
-            return first, last
+            last = _last_frame(container, stream, skip_nonref=True)
+            if last is None:  # the last frame is one nothing refers to: decode everything
+                last = _last_frame(container, stream, skip_nonref=False)
+            return first, last or first
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError, StopIteration) as exc:
         raise MediaError(f"cannot read frames from {video.name}: {exc}") from None
+
+
+def _last_frame(container: Any, stream: Any, *, skip_nonref: bool) -> Any:
+    """The last frame in display order, decoded from the last keyframe on. With
+    ``skip_nonref`` frames no other frame refers to (most B-frames) are not decoded, a third
+    less work; None then when the last frame was such a frame."""
+    if stream.duration:
+        container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True)
+    stream.codec_context.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
+    last, last_pts = None, None
+    for packet in container.demux(stream):  # ends with an empty packet that flushes the decoder
+        if packet.pts is not None and (last_pts is None or packet.pts > last_pts):
+            last_pts = packet.pts
+        for frame in packet.decode():
+            last = frame
+    if skip_nonref and last is not None and last_pts is not None and last.pts != last_pts:
+        return None
+    return last
 
 
 def clip_thumbs(video: Path, first_out: Path, last_out: Path, *, width: int = THUMB_WIDTH) -> None:

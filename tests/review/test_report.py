@@ -209,6 +209,35 @@ def test_thumbs_of_a_clip_with_several_keyframes(tmp_path: Path) -> None:
     assert np.abs(first - (200, 30, 30)).max() < 15 and np.abs(last - (240, 240, 240)).max() < 15
 
 
+@pytest.mark.parametrize("last_is_skipped", [False, True])
+def test_the_last_frame_of_a_clip_with_b_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                last_is_skipped: bool) -> None:
+    """B-frames are skipped on the way to the last frame; when the last frame itself would be
+    skipped, everything is decoded instead (forced here), and the thumbnail is the same."""
+    from aivpbuild.media import thumbs
+
+    colours = [(200, 30, 30)] + [(30, 30 + 8 * i, 200) for i in range(22)] + [(240, 240, 240)]
+    path = tmp_path / "bframes.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(12))
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
+        stream.options = {"bf": "3", "g": "48"}
+        for i, colour in enumerate(colours):
+            frame = av.VideoFrame.from_ndarray(np.full((36, 64, 3), colour, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        assert any(f.pict_type == av.video.frame.PictureType.B for f in container.decode(video=0))
+    if last_is_skipped:
+        real = thumbs._last_frame
+        monkeypatch.setattr(thumbs, "_last_frame", lambda c, s, *, skip_nonref: None if skip_nonref
+                            else real(c, s, skip_nonref=False))
+    thumbs.clip_thumbs(path, tmp_path / "first.jpg", tmp_path / "last.jpg")
+    last = np.asarray(Image.open(tmp_path / "last.jpg")).reshape(-1, 3).mean(0)
+    assert np.abs(last - (240, 240, 240)).max() < 15
+
+
 def test_very_large_projects_get_the_page_only_from_report(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("aivpbuild.report.AUTO_PAGE_MAX_CLIPS", 1)

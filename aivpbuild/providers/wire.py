@@ -31,6 +31,8 @@ from aivpbuild import __version__
 
 USER_AGENT = f"aivpbuild/{__version__}"
 
+#: How long an idle connection is kept for reuse (httpx's default).
+KEEPALIVE_SECONDS = 5.0
 #: A multipart file field: (file name, bytes, content type).
 FileField = tuple[str, bytes, str]
 
@@ -99,7 +101,8 @@ def make_wire(choice: str, *, timeout: float, jobs: int) -> Wire:
         )
     if choice == "aiohttp" or (choice == "auto" and aiohttp_available() and not urllib.request.getproxies()):
         return AiohttpWire(timeout=timeout, max_connections=max_connections)
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive)
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive,
+                          keepalive_expiry=KEEPALIVE_SECONDS)
     client = httpx.AsyncClient(timeout=timeout, follow_redirects=True, limits=limits,
                                headers={"User-Agent": USER_AGENT})
     return HttpxWire(client)
@@ -227,7 +230,10 @@ class AiohttpWire:
     def _open(self) -> Any:
         import aiohttp
 
-        connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=httpx.create_ssl_context())
+        # Idle connections are dropped after 5 s, as httpx does: a paid submit sent on a
+        # connection the server has meanwhile closed could not be told from one it accepted.
+        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS,
+                                         ssl=httpx.create_ssl_context())
         # trust_env would read ~/.netrc on every request; proxies are left to httpx (above)
         return aiohttp.ClientSession(connector=connector, trust_env=False,
                                      headers={"User-Agent": USER_AGENT})

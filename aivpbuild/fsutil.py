@@ -49,10 +49,28 @@ def _create_beside(dest: Path, suffix: str | None) -> tuple[int, Path]:
             dest.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _publish(tmp: Path, dest: Path, *, durable: bool) -> None:
-    os.replace(tmp, dest)
-    if durable:
-        _fsync_dir(dest.parent)
+@contextlib.contextmanager
+def _replacing(dest: Path, suffix: str | None, durable: bool) -> Iterator[tuple[int, Path]]:
+    """A new temp file beside ``dest``, open as a descriptor; on success fsync-ed (when
+    ``durable``), closed and renamed over ``dest``; on any error closed and removed."""
+    fd, tmp = _create_beside(dest, suffix)
+    is_open = True
+    try:
+        yield fd, tmp
+        if durable:
+            os.fsync(fd)  # the file's data, whichever descriptor wrote it
+        is_open = False
+        os.close(fd)
+        os.replace(tmp, dest)
+        if durable:
+            _fsync_dir(dest.parent)
+    except BaseException:
+        if is_open:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 @contextlib.contextmanager
@@ -64,34 +82,14 @@ def atomic_path(dest: Path, suffix: str | None = None, *, durable: bool = True) 
     review page and its thumbnails): still never seen half-written, but a power cut may lose
     the newest version. Records of paid results, the lock and user files stay durable.
     """
-    fd, tmp = _create_beside(dest, suffix)
-    os.close(fd)
-    try:
+    with _replacing(dest, suffix, durable) as (_fd, tmp):
         yield tmp
-        if durable:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-        _publish(tmp, dest, durable=durable)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``dest`` so a reader sees the old or the new file, never a part."""
-    fd, tmp = _create_beside(dest, None)
-    try:
-        with open(fd, "wb", closefd=True) as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fd)
-        _publish(tmp, dest, durable=durable)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with _replacing(dest, None, durable) as (fd, _tmp), open(fd, "wb", closefd=False) as fh:
+        fh.write(data)
 
 
 def _copy_into(fd: int, source: BinaryIO) -> None:
@@ -110,22 +108,10 @@ def _copy_into(fd: int, source: BinaryIO) -> None:
 
 def atomic_copy(src: Path, dest: Path, *, mode: int | None = None, durable: bool = True) -> None:
     """Copy ``src`` to ``dest`` atomically (the kernel copies the bytes), with ``mode`` when given."""
-    fd, tmp = _create_beside(dest, None)
-    try:
-        with open(src, "rb") as source:
-            _copy_into(fd, source)
+    with _replacing(dest, None, durable) as (fd, _tmp), open(src, "rb") as source:
+        _copy_into(fd, source)
         if mode is not None:
             os.fchmod(fd, mode)
-        if durable:
-            os.fsync(fd)
-        os.close(fd)
-        _publish(tmp, dest, durable=durable)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def atomic_write_text(dest: Path, text: str, *, durable: bool = True) -> None:

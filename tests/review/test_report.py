@@ -231,8 +231,12 @@ def test_the_last_frame_of_a_clip_with_b_frames(tmp_path: Path, monkeypatch: pyt
         assert any(f.pict_type == av.video.frame.PictureType.B for f in container.decode(video=0))
     if last_is_skipped:
         real = thumbs._last_frame
-        monkeypatch.setattr(thumbs, "_last_frame", lambda c, s, *, skip_nonref: None if skip_nonref
-                            else real(c, s, skip_nonref=False))
+
+        def skipped_last(container: Any, stream: Any, *, skip_nonref: bool) -> Any:
+            found = real(container, stream, skip_nonref=skip_nonref)  # the decoder really ran
+            return None if skip_nonref else found
+
+        monkeypatch.setattr(thumbs, "_last_frame", skipped_last)
     thumbs.clip_thumbs(path, tmp_path / "first.jpg", tmp_path / "last.jpg")
     last = np.asarray(Image.open(tmp_path / "last.jpg")).reshape(-1, 3).mean(0)
     assert np.abs(last - (240, 240, 240)).max() < 15

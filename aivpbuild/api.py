@@ -386,6 +386,7 @@ class Project:
         """Make take ``number`` current: restored from the cache, no provider call; the lock
         and the clip's log say so."""
         from aivpbuild.buildlock import BuildLock
+        from aivpbuild.executor import keep_local_edit
         from aivpbuild.lockfile import lock_entry
         from aivpbuild.outputs import OutputWriter
         from aivpbuild.takes import choose, list_takes
@@ -394,11 +395,8 @@ class Project:
             target, key = self._clip_key(clip)
             action, number = choose(cache, key, number, target.id)
             take = action.take
-            output = self.root / target.output
-            entry = lock.get(target.id)
-            if output.is_file() and entry and state.digest(self.root, target.output) != entry.get("digest"):
-                cache.put_file(output)  # a hand-edited output is kept in the cache, never lost
-            cache.restore(take.digest, output)
+            keep_local_edit(self.root, target, state, cache, lock)
+            cache.restore(take.digest, self.root / target.output)
             state.remember_digest(self.root, target.output, take.digest)
             cache.save(action)
             meta = take.metadata
@@ -515,8 +513,7 @@ def group_notices(notices: Iterable[str]) -> list[str]:
         if len(clips) <= NOTICE_GROUP or not all(clips):
             lines += [f"{c}: {message}" if c else message for c in clips]
         else:
-            shown = ", ".join(clips[:NOTICE_GROUP]) + (", …" if len(clips) > NOTICE_GROUP else "")
-            lines.append(f"{len(clips)} clips ({shown}): {message}")
+            lines.append(f"{len(clips)} clips ({', '.join(clips[:NOTICE_GROUP])}, …): {message}")
     return lines
 
 

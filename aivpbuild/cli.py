@@ -6,10 +6,11 @@ Heavy modules (pydantic, networkx, av, httpx) are imported inside the commands, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -107,16 +108,12 @@ def build(targets: tuple[str, ...], dry_run: bool, jobs: int | None, keep_going:
     if dry_run:
         show_status(project, project.status(targets, force=force), as_json, dry_run=True)
         return
-    reporter = make_reporter(as_json, verbose, total=len(project.order))
-    try:
+    with reporting(as_json, verbose, total=len(project.order)) as reporter:
         result = project.build(targets, jobs=jobs, keep_going=keep_going, force=force,
                                report=reporter, resubmit_uncertain=resubmit_uncertain,
                                max_cost=max_cost, cancel_on_interrupt=cancel_on_interrupt,
                                confirm=None if yes else terminal_confirm(), review=review_clips,
                                retry_failed=retry_failed)
-    finally:
-        if hasattr(reporter, "close"):
-            reporter.close()
     summarize(result, as_json)
 
 
@@ -132,14 +129,21 @@ def terminal_confirm() -> Any:
     return ask
 
 
-def make_reporter(as_json: bool, verbose: bool, total: int) -> Any:
+@contextlib.contextmanager
+def reporting(as_json: bool, verbose: bool, total: int) -> Iterator[Any]:
+    """The build's reporter: JSON lines, a live display on a terminal, else plain lines."""
     from aivpbuild.reporting import JsonReporter, PlainReporter, RichReporter
 
     if as_json:
-        return JsonReporter()
-    if sys.stdout.isatty():
-        return RichReporter(total)
-    return PlainReporter(verbose=verbose)
+        yield JsonReporter()
+    elif sys.stdout.isatty():
+        display = RichReporter(total)
+        try:
+            yield display
+        finally:
+            display.close()
+    else:
+        yield PlainReporter(verbose=verbose)
 
 
 def summarize(result: Any, as_json: bool) -> None:
@@ -391,13 +395,9 @@ def reroll(clip: str, seed: int | None, max_cost: float | None, yes: bool, direc
            manifest: str | None, profile: str | None, as_json: bool, verbose: bool) -> None:
     """Make a new take of CLIP now; the current one stays restorable (`pick`)."""
     project = load(directory, manifest, profile)
-    reporter = make_reporter(as_json, verbose, total=1)
-    try:
+    with reporting(as_json, verbose, total=1) as reporter:
         result = project.reroll(clip, seed=seed, report=reporter, max_cost=max_cost,
                                 confirm=None if yes else terminal_confirm())
-    finally:
-        if hasattr(reporter, "close"):
-            reporter.close()
     summarize(result, as_json)
 
 

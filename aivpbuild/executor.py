@@ -117,6 +117,19 @@ class BuildContext:
     on_review: Callable[[Target, dict[str, Any]], None] | None = None
 
 
+def keep_local_edit(root: Path, target: Target, state: StateDB, cache: Cache, lock: LockFile) -> str | None:
+    """Never lose a file the user changed: when the target's output differs from what the lock
+    recorded, keep it in the cache (before it is replaced); returns the kept object's digest."""
+    entry = lock.get(target.id)
+    if entry is None or not (root / target.output).is_file():
+        return None
+    digest = state.digest(root, target.output)
+    if digest == entry.get("digest"):
+        return None
+    cache.put_file(root / target.output, digest)
+    return digest
+
+
 class Executor:
     def __init__(self, ctx: BuildContext, options: BuildOptions) -> None:
         self.ctx = ctx
@@ -359,14 +372,8 @@ class Executor:
         self.digests[target.id] = digest
 
     def _save_modified(self, target: Target) -> None:
-        """Never lose a file the user changed: keep it in the cache before replacing it."""
-        output = self.ctx.root / target.output
-        entry = self.ctx.lock.get(target.id)
-        if not output.is_file() or entry is None:
-            return
-        digest = self.ctx.state.digest(self.ctx.root, target.output)
-        if digest != entry.get("digest"):
-            self.ctx.cache.put_file(output, digest)
+        digest = keep_local_edit(self.ctx.root, target, self.ctx.state, self.ctx.cache, self.ctx.lock)
+        if digest is not None:
             self.ctx.report("notice", target.id, message=f"{target.output} had local changes; "
                             f"they are kept in the cache as object {digest[:12]}")
 

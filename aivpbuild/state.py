@@ -175,16 +175,11 @@ class StateDB:
     def open_jobs(self, key: str | None = None) -> list[JobRecord]:
         """Journaled jobs not yet fetched, failed or cancelled (oldest first); only those of
         ``key`` when given."""
+        by_key, args = ("key=? AND ", (key,)) if key is not None else ("", ())
         states = ",".join("?" * len(OPEN_JOB_STATES))
-        if key is None:
-            rows = self.conn.execute(
-                f"SELECT * FROM jobs WHERE state IN ({states}) ORDER BY id", OPEN_JOB_STATES
-            )
-        else:
-            rows = self.conn.execute(
-                f"SELECT * FROM jobs WHERE key=? AND state IN ({states}) ORDER BY id",
-                (key, *OPEN_JOB_STATES),
-            )
+        rows = self.conn.execute(
+            f"SELECT * FROM jobs WHERE {by_key}state IN ({states}) ORDER BY id", (*args, *OPEN_JOB_STATES)
+        )
         return [_job(row) for row in rows]
 
     def jobs(self, limit: int = 200) -> list[JobRecord]:

@@ -49,6 +49,9 @@ _LABEL = {"t2v": "T2V", "i2v": "I2V", "flf": "first+last-frame", "v2v": "V2V"}
 _REPLICATE_REF = re.compile(r"[\w.-]+/[\w.-]+(:[0-9a-f]{64})?|[0-9a-f]{64}")
 Price = float | dict[str, float]
 
+#: The notice of an ``auto`` clip without a keyframe (the planner words a missing file itself).
+NO_KEYFRAME = "no keyframe, using text-to-video"
+
 
 class ModelOverride(BaseModel):
     """One entry of the manifest's ``models:``: a new model, or changes to a catalogue one."""
@@ -343,7 +346,7 @@ def resolve(catalog: Catalog, clip: ClipParams) -> Resolution:
                         height=clip.height, fps=clip.fps, duration=clip.duration, audio=audio,
                         end_image=variant == "flf")
     if mode == "t2v" and clip.mode == "auto" and not clip.has_image:
-        notices.insert(0, f"{clip.clip_id}: no keyframe, using text-to-video")
+        notices.insert(0, f"{clip.clip_id}: {NO_KEYFRAME}")
     accepts_seed = fam.provider == "comfyui" or "seed" in set(fam.get("fields", variant) or ())
     return Resolution(fam.provider, fam.id, fam.endpoints[variant], mode, payload, files, audio,
                       cost, tuple(notices), accepts_seed)

@@ -140,8 +140,10 @@ class Planner:
         resolution = self._resolve(clip_id, clip, values, prompt, width, height, fps, paths)
         if missing and values["mode"] != "t2v":
             notices.append(_missing_keyframes_notice(clip_id, missing))
+        from aivpbuild.catalog import NO_KEYFRAME  # loaded by _resolve already
+
         notices.extend(n for n in resolution.notices  # said once per clip, just above
-                       if not ("image" in missing and n.endswith("no keyframe, using text-to-video")))
+                       if not ("image" in missing and n.endswith(NO_KEYFRAME)))
         dialogue = clip.dialogue if isinstance(clip.dialogue, str) or clip.dialogue is None \
             else "\n".join(clip.dialogue)
         request = GenerationRequest(
